@@ -1,0 +1,58 @@
+/* A tiny test framework: CHECK records a failure and goes on; RUN runs one
+   test and counts it passed when none of its checks failed. */
+#ifndef W4A8_TEST_H
+#define W4A8_TEST_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+extern int test_passed, test_failed, test_check_failed;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        if (!(cond)) {                                                           \
+            test_check_failed++;                                                 \
+            printf("    FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);           \
+        }                                                                        \
+    } while (0)
+
+/* A status check that prints what came back. */
+#define CHECK_ST(expr, want)                                                     \
+    do {                                                                         \
+        w4a8_status got_ = (expr);                                               \
+        if (got_ != (want)) {                                                    \
+            test_check_failed++;                                                 \
+            printf("    FAIL %s:%d: %s gave \"%s\", want \"%s\"\n", __FILE__, __LINE__, #expr, \
+                   w4a8_status_str(got_), w4a8_status_str(want));                \
+        }                                                                        \
+    } while (0)
+
+#define RUN(fn)                                                                  \
+    do {                                                                         \
+        int before_ = test_check_failed;                                         \
+        fn();                                                                    \
+        if (test_check_failed == before_) test_passed++;                         \
+        else { test_failed++; printf("FAILED %s\n", #fn); }                      \
+    } while (0)
+
+/* Deterministic test data. */
+static inline uint64_t test_rand(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Uniform in [-1, 1). */
+static inline float test_uniform(uint64_t *s) {
+    return (float)((double)(test_rand(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+/* Approximately normal (sum of four uniforms). */
+static inline float test_normal(uint64_t *s) {
+    return (test_uniform(s) + test_uniform(s) + test_uniform(s) + test_uniform(s)) * 0.866f;
+}
+
+void tests_core(void);
+int compile_c_smoke(void);
+int compile_cpp_smoke(void);
+
+#endif

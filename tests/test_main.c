@@ -1,0 +1,18 @@
+/* The one test runner: every suite, then "N passed, N failed". */
+#define W4A8_IMPLEMENTATION
+#include "../w4a8.h"
+#include "test.h"
+
+int test_passed, test_failed, test_check_failed;
+
+static void test_compile_c_static(void) { CHECK(compile_c_smoke() == 0); }
+static void test_compile_cpp_static(void) { CHECK(compile_cpp_smoke() == 0); }
+
+int main(void) {
+    printf("w4a8 %s tests\n", w4a8_version());
+    tests_core();
+    RUN(test_compile_c_static);
+    RUN(test_compile_cpp_static);
+    printf("%d passed, %d failed\n", test_passed, test_failed);
+    return test_failed ? 1 : 0;
+}

@@ -1,0 +1,1288 @@
+/* w4a8.h - v0.1.0 - W4A8 quantization of LLM linear layers - MIT or public domain (see end of file)
+
+   4-bit weights, 8-bit activations, for the linear layers of large language
+   models. One header: declarations always, the implementation where you write
+
+       #define W4A8_IMPLEMENTATION
+       #include "w4a8.h"
+
+   in exactly one C or C++ file.
+
+QUICK START
+   ```c
+   w4a8_config cfg;
+   w4a8_calib *calib = NULL;
+   w4a8_layer *layer = NULL;
+   w4a8_config_init(&cfg);                     // RTN, group 128, per-token A8
+   cfg.group_size = 64;
+   w4a8_calib_create(K, 0, 512, &calib);       // K inputs, no Hessian, keep 512 tokens
+   w4a8_calib_add(calib, X_calib, T);          // stream as many batches as you like
+   w4a8_layer_quantize(W, N, K, bias, calib, &cfg, &layer);   // W[N][K], bias may be NULL
+   w4a8_layer_forward(layer, X, M, Y, NULL, 0);              // X[M][K] -> Y[M][N]
+   w4a8_layer_save(layer, "layer.w4a8");
+   w4a8_layer_free(layer);
+   w4a8_calib_free(calib);
+   ```
+   Every function returns a w4a8_status; w4a8_status_str() says what it means.
+   Check it: the example above leaves that out for brevity only.
+
+BUILD OPTIONS (define before including the implementation)
+   W4A8_IMPLEMENTATION     compile the implementation into this file
+   W4A8_STATIC             make every function static (several private copies)
+   W4A8_MALLOC(sz) / W4A8_FREE(p)
+                           allocator, both or neither (default malloc/free)
+   W4A8_ASSERT(x)          internal invariants only, never input checks (default assert)
+   W4A8_NO_SIMD            compile out every SIMD kernel
+   W4A8_NO_STDIO           drop w4a8_layer_save/w4a8_layer_load (the memory versions stay)
+   No option changes a numeric result except by choosing which kernel runs,
+   and every kernel is bit-identical to the scalar reference.
+   Build with OpenMP (-fopenmp) for threads; the pragmas vanish without it.
+
+DATA FLOW
+      float W[N][K]  +  calibration activations X[T][K]
+            |
+        1 calibrate   w4a8_calib: per-channel max|x| and mean|x|, token count,
+            |         optional Hessian H = 2/T X^T X, a reservoir of sample tokens
+        2 choose      a method turns statistics into decisions: equalization
+            |         scales s[K], the activation mode and its static scale
+        3 quantize    W -> 4-bit codes + group scales + zero points
+        4 pack        codes -> nibbles (w4a8_pack_int4)
+            |
+        w4a8_layer    everything inference needs, owned by one struct
+            |
+        5 multiply    w4a8_layer_forward: X -> int8 (after 1/s), int8 x int4
+                      summed in int32 per group, scaled to float once per group
+
+CONVENTIONS
+   Shapes: W[N][K] row-major (N outputs, K inputs, PyTorch's Linear.weight),
+   X[M][K] (M tokens), Y = X W^T + bias, Y[M][N]. Groups run along K: group g
+   of a row holds k in [g*G, min(K, (g+1)*G)); the last group is shorter when
+   G does not divide K. W4A8_PER_CHANNEL as group size means one group per row.
+
+   Rounding: round half to even everywhere (nearbyintf in the default rounding
+   mode, the SIMD conversions, PyTorch's round). Do not change the FPU
+   rounding mode around calls.
+
+   Weights: unsigned codes u in 0..15 and a zero point z per group, so that
+   w = scale * (u - z). Symmetric mode fixes z = 8 and scale = max|w| / 7.5
+   (GPTQ's symmetric grid). Asymmetric mode uses scale = max/15 - min/15 over
+   a range stretched to contain 0, z = round(-min / scale) (GPTQ's asymmetric
+   grid). Either way every weight lies within half a step of its code. An
+   all-zero group gets scale 0 and codes equal to z.
+
+   Activations: symmetric int8 codes in [-127, 127] (never -128, so SIMD
+   sign tricks stay exact). Per token: scale = max|x'| / 127, code =
+   round(x' * (127 / max|x'|)), where x' = x / s is the equalized input
+   (computed as x * (1 / s)). Per tensor: one static scale from calibration,
+   code = clamp(round(x' * (1 / scale)), -127, 127): larger values saturate.
+
+   LAYOUT (portable): codes packed two per byte along K, row by row; byte
+   [n][k/2] holds code k in its low nibble and k+1 in its high nibble. Rows
+   take (K+1)/2 bytes; when K is odd the last high nibble is 0. Scales are
+   float [N][groups], zeros uint8 [N][groups].
+
+   ARITHMETIC (what every kernel computes, bit for bit):
+       acc_g = sum_{k in g} x_k * u_k  -  z_g * sum_{k in g} x_k     (int32, exact)
+       y = 0; for g in order: t = (float)acc_g * scale_g; y = y + t;
+       y = y * x_scale;  if bias: y = y + bias_n
+   Each line is a separate rounding: no fused multiply-add, whatever the
+   compiler flags (the header puts an optimization barrier between product
+   and sum). A group may be at most 2^20 long so int32 cannot overflow.
+
+ERRORS
+   Every public function returns w4a8_status and writes results only through
+   out-parameters, which it leaves untouched on failure. NaN or Inf in
+   weights, activations or calibration data is rejected (W4A8_ERR_NONFINITE).
+   No global error state, no abort, no exit.
+
+MEMORY
+   Objects (w4a8_layer, w4a8_calib) come from W4A8_MALLOC and each has its
+   _free. w4a8_layer_forward does not allocate when given a workspace of
+   w4a8_layer_workspace_size() bytes; with NULL it allocates one per call.
+
+THREADS
+   No mutable globals. A layer is immutable once built: concurrent forwards
+   on one layer are safe with separate workspaces. OpenMP splits output
+   columns and tokens, never the reduction over K, so results are identical
+   for every thread count.
+
+FILE FORMAT (w4a8_layer_save; version W4A8_FORMAT_VERSION; little-endian)
+   offset 0   "W4A8"            magic
+          4   u32 version       W4A8_FORMAT_VERSION
+          8   u64 N, u64 K, u64 G (group length, K for per-channel)
+         32   u32 flags         bit 0 asymmetric, 1 bias, 2 smooth, 3 smooth folded
+         36   u32 act_mode, f32 act_scale, u32 method
+         48   u8  codes[N][(K+1)/2]       portable layout
+              f32 scales[N][groups]
+              u8  zeros[N][groups]        only when asymmetric
+              f32 smooth[K]               only with flag 2
+              f32 bias[N]                 only with flag 1
+              u32 CRC-32 (IEEE) of every byte before it
+   The loader checks magic, version, shapes, exact length, checksum and every
+   value's range, and returns a W4A8_ERR_FILE_* status otherwise.
+*/
+#ifndef W4A8_H
+#define W4A8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define W4A8_VERSION_MAJOR 0
+#define W4A8_VERSION_MINOR 1
+#define W4A8_VERSION_PATCH 0
+#define W4A8_VERSION_STRING "0.1.0"
+#define W4A8_FORMAT_VERSION 1
+
+#ifndef W4A8_API
+#if defined(W4A8_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define W4A8_API static __attribute__((unused)) /* no warning for what a file leaves unused */
+#elif defined(W4A8_STATIC)
+#define W4A8_API static
+#else
+#define W4A8_API extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* >>types ------------------------------------------------------------------ */
+
+/* One list gives both the codes and their messages. */
+#define W4A8_STATUS_LIST(X)                                                          \
+    X(W4A8_OK, "success")                                                            \
+    X(W4A8_ERR_NULL_ARG, "a required pointer argument is NULL")                      \
+    X(W4A8_ERR_SHAPE, "a size is zero or two sizes do not match")                    \
+    X(W4A8_ERR_GROUP_SIZE, "group size must be at least 1 and a group at most 2^20 long") \
+    X(W4A8_ERR_NONFINITE, "NaN or Inf in the input")                                 \
+    X(W4A8_ERR_RANGE, "a value is outside its allowed range")                        \
+    X(W4A8_ERR_OVERFLOW, "a size product overflows size_t")                          \
+    X(W4A8_ERR_NOMEM, "out of memory")                                               \
+    X(W4A8_ERR_CONFIG, "a config field is out of range")                             \
+    X(W4A8_ERR_NEED_CALIB, "this method or activation mode needs calibration data")  \
+    X(W4A8_ERR_SINGULAR_HESSIAN, "the Hessian stays singular after maximal damping") \
+    X(W4A8_ERR_UNSUPPORTED, "not supported by this CPU or this build")               \
+    X(W4A8_ERR_WORKSPACE, "the workspace is smaller than w4a8_layer_workspace_size") \
+    X(W4A8_ERR_FILE_IO, "the file could not be opened, read or written")             \
+    X(W4A8_ERR_FILE_TRUNCATED, "the file is shorter than its header says")           \
+    X(W4A8_ERR_FILE_FORMAT, "not a w4a8 layer file, or a field is invalid")          \
+    X(W4A8_ERR_FILE_VERSION, "the file has a format version this build cannot read") \
+    X(W4A8_ERR_FILE_CHECKSUM, "the file's checksum does not match: it is corrupted")
+
+#define W4A8__STATUS_ENUM(name, msg) name,
+typedef enum w4a8_status { W4A8_STATUS_LIST(W4A8__STATUS_ENUM) W4A8_STATUS_COUNT } w4a8_status;
+#undef W4A8__STATUS_ENUM
+
+/* Never NULL; unknown codes give "unknown status". */
+W4A8_API const char *w4a8_status_str(w4a8_status status);
+W4A8_API const char *w4a8_version(void);
+
+/* One group spanning all of K. */
+#define W4A8_PER_CHANNEL ((size_t)-1)
+/* Longest group the int32 accumulators allow (127 * 15 * 2^20 < 2^31). */
+#define W4A8_MAX_GROUP ((size_t)1 << 20)
+
+typedef enum w4a8_act_mode {
+    W4A8_ACT_PER_TOKEN = 0,  /* dynamic: one scale per token, computed on the fly */
+    W4A8_ACT_PER_TENSOR = 1  /* static: one calibrated scale for every token */
+} w4a8_act_mode;
+
+typedef enum w4a8_method {
+    W4A8_METHOD_RTN = 0,
+    W4A8_METHOD_SMOOTHQUANT,
+    W4A8_METHOD_AWQ,
+    W4A8_METHOD_GPTQ,
+    W4A8_METHOD_FPTQ,
+    W4A8_METHOD_AUTO,
+    W4A8_METHOD_COUNT
+} w4a8_method;
+
+typedef enum w4a8_kernel {
+    W4A8_KERNEL_AUTO = 0,   /* the fastest this CPU runs */
+    W4A8_KERNEL_SCALAR,     /* the reference; always available */
+    W4A8_KERNEL_COUNT
+} w4a8_kernel;
+
+/* Every knob, with its default from w4a8_config_init. */
+typedef struct w4a8_config {
+    w4a8_method method;     /* W4A8_METHOD_RTN */
+    size_t group_size;      /* 128; W4A8_PER_CHANNEL for one group per row */
+    int asymmetric;         /* 0: symmetric weights, zero point 8 */
+    w4a8_act_mode act_mode; /* W4A8_ACT_PER_TOKEN */
+    float act_scale;        /* 0: per-tensor scale from calibration max|x'| / 127 */
+    int fold_smooth;        /* 0: forward divides X by s; 1: the caller folds 1/s upstream */
+    w4a8_kernel kernel;     /* W4A8_KERNEL_AUTO */
+} w4a8_config;
+
+W4A8_API w4a8_status w4a8_config_init(w4a8_config *cfg);
+
+/* A quantized linear layer. Read its fields; build it only through the
+   functions below, which keep them consistent. */
+typedef struct w4a8_layer {
+    size_t N, K;            /* outputs, inputs */
+    size_t G, groups;       /* group length along K (K if per-channel), ceil(K / G) */
+    int asymmetric;         /* 0: every zero point is 8 */
+    uint8_t *packed;        /* int4 codes in the layout of `kernel` */
+    float *scales;          /* [N][groups] */
+    uint8_t *zeros;         /* [N][groups] */
+    float *bias;            /* [N] or NULL */
+    float *smooth;          /* [K] equalization s (X is divided by it), or NULL */
+    float *smooth_inv;      /* [K] 1 / s, what the forward multiplies by, or NULL */
+    int smooth_folded;      /* 1: the caller has divided X by s already */
+    w4a8_act_mode act_mode;
+    float act_scale;        /* per-tensor static scale; 0 when per token */
+    w4a8_method method;     /* what produced it */
+    w4a8_kernel kernel;     /* the GEMM it runs, resolved (never AUTO) */
+} w4a8_layer;
+
+/* >>calibrate -------------------------------------------------------------- */
+
+/* Statistics of one layer input, streamed batch by batch. */
+typedef struct w4a8_calib {
+    size_t K;               /* channels */
+    size_t tokens;          /* tokens seen */
+    float *absmax;          /* [K] max |x| */
+    double *abssum;         /* [K] sum |x|; mean |x| = abssum / tokens */
+    double *xtx;            /* [K][K] upper triangle of sum x x^T, or NULL */
+    float *sample;          /* [sample_cap][K] reservoir of tokens, or NULL */
+    size_t sample_cap, sample_rows;
+    uint64_t rng;           /* fixed seed: the reservoir is deterministic */
+} w4a8_calib;
+
+/* with_hessian: also accumulate X^T X (K*K doubles). sample_cap: keep up to
+   that many tokens, drawn uniformly by reservoir sampling, for methods that
+   measure output error (AWQ, AUTO); 0 keeps none. */
+W4A8_API w4a8_status w4a8_calib_create(size_t K, int with_hessian, size_t sample_cap, w4a8_calib **out);
+/* X[T][K]. A batch with NaN or Inf is rejected whole and leaves the stats as they were. */
+W4A8_API w4a8_status w4a8_calib_add(w4a8_calib *calib, const float *X, size_t T);
+/* H[K][K] = 2/T X^T X, symmetric. Needs with_hessian and at least one token. */
+W4A8_API w4a8_status w4a8_calib_hessian(const w4a8_calib *calib, double *H);
+W4A8_API void w4a8_calib_free(w4a8_calib *calib);
+
+/* >>quantize --------------------------------------------------------------- */
+
+/* Round-to-nearest: codes[N][K] (one code per byte, 0..15), scales and
+   zeros [N][ceil(K/G)]. */
+W4A8_API w4a8_status w4a8_quantize_rtn(const float *W, size_t N, size_t K, size_t group_size,
+                                       int asymmetric, uint8_t *codes, float *scales, uint8_t *zeros);
+/* W[n][k] = scale * (code - zero). */
+W4A8_API w4a8_status w4a8_dequantize(const uint8_t *codes, const float *scales, const uint8_t *zeros,
+                                     size_t N, size_t K, size_t group_size, float *W);
+
+/* >>pack ------------------------------------------------------------------- */
+
+/* codes[N][K] (0..15, one per byte) <-> packed[N][(K+1)/2], portable layout. */
+W4A8_API w4a8_status w4a8_pack_int4(const uint8_t *codes, size_t N, size_t K, uint8_t *packed);
+W4A8_API w4a8_status w4a8_unpack_int4(const uint8_t *packed, size_t N, size_t K, uint8_t *codes);
+
+/* >>activations ------------------------------------------------------------ */
+
+/* X[M][K] -> codes[M][K] in [-127, 127], scales[M], group_sums[M][ceil(K/G)]
+   (the sum of each group's codes, which the zero points need). inv_smooth[K]
+   (1/s) multiplies X first, or NULL. Per tensor, static_scale > 0 is used for
+   every token; per token it is ignored. */
+W4A8_API w4a8_status w4a8_quantize_activations(const float *X, size_t M, size_t K, size_t group_size,
+                                               const float *inv_smooth, w4a8_act_mode mode,
+                                               float static_scale, int8_t *codes, float *scales,
+                                               int32_t *group_sums);
+
+/* >>layer ------------------------------------------------------------------ */
+
+/* Everything to build a layer from codes a method (yours or ours) produced. */
+typedef struct w4a8_layer_desc {
+    size_t N, K, group_size;
+    int asymmetric;         /* 0: every zero must be 8 */
+    const uint8_t *codes;   /* [N][K], 0..15, one per byte */
+    const float *scales;    /* [N][groups], finite, >= 0 */
+    const uint8_t *zeros;   /* [N][groups], 0..15 */
+    const float *bias;      /* [N] or NULL */
+    const float *smooth;    /* [K], finite, > 0, or NULL */
+    int smooth_folded;
+    w4a8_act_mode act_mode;
+    float act_scale;        /* > 0 when per tensor */
+    w4a8_method method;
+    w4a8_kernel kernel;
+} w4a8_layer_desc;
+
+W4A8_API w4a8_status w4a8_layer_create(const w4a8_layer_desc *desc, w4a8_layer **out);
+/* Quantize W[N][K] (+ bias[N] or NULL) with cfg's method. calib (of this
+   layer's input) may be NULL for RTN with per-token activations or a given
+   act_scale; other choices need it. */
+W4A8_API w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, const float *bias,
+                                         const w4a8_calib *calib, const w4a8_config *cfg,
+                                         w4a8_layer **out);
+/* Bytes of workspace a forward over M tokens needs. */
+W4A8_API w4a8_status w4a8_layer_workspace_size(const w4a8_layer *layer, size_t M, size_t *bytes);
+/* Y[M][N] = X[M][K] W^T (+ bias). workspace may be NULL (then one is allocated). */
+W4A8_API w4a8_status w4a8_layer_forward(const w4a8_layer *layer, const float *X, size_t M, float *Y,
+                                        void *workspace, size_t workspace_bytes);
+/* The int8 half of the forward: codes/scales/group_sums as
+   w4a8_quantize_activations writes them (rows of K codes). */
+W4A8_API w4a8_status w4a8_layer_gemm(const w4a8_layer *layer, const int8_t *codes, const float *scales,
+                                     const int32_t *group_sums, size_t M, float *Y);
+/* The layer's codes in the portable form (codes[N][K], one per byte). */
+W4A8_API w4a8_status w4a8_layer_codes(const w4a8_layer *layer, uint8_t *codes);
+W4A8_API w4a8_status w4a8_layer_save_size(const w4a8_layer *layer, size_t *bytes);
+W4A8_API w4a8_status w4a8_layer_save_mem(const w4a8_layer *layer, void *buffer, size_t bytes);
+W4A8_API w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8_kernel kernel,
+                                         w4a8_layer **out);
+#ifndef W4A8_NO_STDIO
+W4A8_API w4a8_status w4a8_layer_save(const w4a8_layer *layer, const char *path);
+W4A8_API w4a8_status w4a8_layer_load(const char *path, w4a8_kernel kernel, w4a8_layer **out);
+#endif
+W4A8_API void w4a8_layer_free(w4a8_layer *layer);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* W4A8_H */
+
+/* ========================================================================== */
+/*                              IMPLEMENTATION                                */
+/* ========================================================================== */
+#if defined(W4A8_IMPLEMENTATION) && !defined(W4A8_IMPLEMENTATION_DONE)
+#define W4A8_IMPLEMENTATION_DONE
+
+#include <math.h>
+#include <string.h>
+#ifndef W4A8_NO_STDIO
+#include <stdio.h>
+#endif
+
+#if defined(W4A8_MALLOC) != defined(W4A8_FREE)
+#error "w4a8.h: define both W4A8_MALLOC and W4A8_FREE, or neither"
+#endif
+#ifndef W4A8_MALLOC
+#include <stdlib.h>
+#define W4A8_MALLOC(sz) malloc(sz)
+#define W4A8_FREE(p) free(p)
+#endif
+#ifndef W4A8_ASSERT
+#include <assert.h>
+#define W4A8_ASSERT(x) assert(x)
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define W4A8_PRIVATE static __attribute__((unused))
+#else
+#define W4A8_PRIVATE static
+#endif
+#define W4A8_IMPL
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* An empty asm that claims to change v: the compiler cannot fuse the
+   multiply before it with the add after it, whatever -ffp-contract says. */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define W4A8__NO_FUSE(v) __asm__("" : "+x"(v))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+#define W4A8__NO_FUSE(v) __asm__("" : "+w"(v))
+#else
+#define W4A8__NO_FUSE(v) ((void)0)
+#endif
+
+#ifdef _OPENMP
+#define W4A8__OMP_FOR _Pragma("omp parallel for schedule(static)")
+#else
+#define W4A8__OMP_FOR
+#endif
+
+/* >>helpers ---------------------------------------------------------------- */
+
+/* Bit test, so it still works under -ffast-math. */
+W4A8_PRIVATE int w4a8__finite(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (u & 0x7f800000u) != 0x7f800000u;
+}
+
+/* A divisor we can invert: positive, finite, and so is its inverse. */
+W4A8_PRIVATE int w4a8__valid_scale(float s) {
+    return s > 0.0f && w4a8__finite(s) && w4a8__finite(1.0f / s);
+}
+
+W4A8_PRIVATE int w4a8__all_finite(const float *x, size_t n) {
+    size_t i;
+    uint32_t bad = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return !bad;
+}
+
+/* *out = a * b, or W4A8_ERR_OVERFLOW. */
+W4A8_PRIVATE w4a8_status w4a8__mul(size_t a, size_t b, size_t *out) {
+    if (b != 0 && a > (size_t)-1 / b) return W4A8_ERR_OVERFLOW;
+    *out = a * b;
+    return W4A8_OK;
+}
+
+W4A8_PRIVATE size_t w4a8__group_len(size_t K, size_t group_size) {
+    return group_size < K ? group_size : K;
+}
+
+/* Shapes every weight function shares: N, K >= 1, a valid group, N*K fits. */
+W4A8_PRIVATE w4a8_status w4a8__check_shape(size_t N, size_t K, size_t group_size) {
+    size_t nk;
+    if (N == 0 || K == 0) return W4A8_ERR_SHAPE;
+    if (group_size == 0 || w4a8__group_len(K, group_size) > W4A8_MAX_GROUP) return W4A8_ERR_GROUP_SIZE;
+    return w4a8__mul(N, K, &nk);
+}
+
+W4A8_PRIVATE void *w4a8__alloc(size_t count, size_t size) {
+    size_t bytes;
+    if (w4a8__mul(count, size, &bytes) != W4A8_OK) return NULL;
+    return W4A8_MALLOC(bytes ? bytes : 1);
+}
+
+W4A8_PRIVATE float w4a8__clampf(float x, float lo, float hi) {
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+W4A8_IMPL const char *w4a8_status_str(w4a8_status status) {
+#define W4A8__STATUS_MSG(name, msg) msg,
+    static const char *const messages[] = { W4A8_STATUS_LIST(W4A8__STATUS_MSG) };
+#undef W4A8__STATUS_MSG
+    if ((int)status < 0 || status >= W4A8_STATUS_COUNT) return "unknown status";
+    return messages[status];
+}
+
+W4A8_IMPL const char *w4a8_version(void) { return W4A8_VERSION_STRING; }
+
+W4A8_IMPL w4a8_status w4a8_config_init(w4a8_config *cfg) {
+    if (!cfg) return W4A8_ERR_NULL_ARG;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->method = W4A8_METHOD_RTN;
+    cfg->group_size = 128;
+    cfg->asymmetric = 0;
+    cfg->act_mode = W4A8_ACT_PER_TOKEN;
+    cfg->act_scale = 0.0f;
+    cfg->fold_smooth = 0;
+    cfg->kernel = W4A8_KERNEL_AUTO;
+    return W4A8_OK;
+}
+
+/* >>calibrate -------------------------------------------------------------- */
+
+W4A8_IMPL w4a8_status w4a8_calib_create(size_t K, int with_hessian, size_t sample_cap, w4a8_calib **out) {
+    w4a8_calib *c;
+    size_t kk, sk;
+    if (!out) return W4A8_ERR_NULL_ARG;
+    if (K == 0) return W4A8_ERR_SHAPE;
+    if (w4a8__mul(K, K, &kk) || w4a8__mul(kk, sizeof(double), &kk) ||
+        w4a8__mul(sample_cap, K, &sk) || w4a8__mul(sk, sizeof(float), &sk))
+        return W4A8_ERR_OVERFLOW;
+    c = (w4a8_calib *)W4A8_MALLOC(sizeof *c);
+    if (!c) return W4A8_ERR_NOMEM;
+    memset(c, 0, sizeof *c);
+    c->K = K;
+    c->sample_cap = sample_cap;
+    c->rng = 0x9E3779B97F4A7C15ull;
+    c->absmax = (float *)w4a8__alloc(K, sizeof(float));
+    c->abssum = (double *)w4a8__alloc(K, sizeof(double));
+    if (with_hessian) c->xtx = (double *)W4A8_MALLOC(kk);
+    if (sample_cap) c->sample = (float *)W4A8_MALLOC(sk);
+    if (!c->absmax || !c->abssum || (with_hessian && !c->xtx) || (sample_cap && !c->sample)) {
+        w4a8_calib_free(c);
+        return W4A8_ERR_NOMEM;
+    }
+    memset(c->absmax, 0, K * sizeof(float));
+    memset(c->abssum, 0, K * sizeof(double));
+    if (c->xtx) memset(c->xtx, 0, kk);
+    *out = c;
+    return W4A8_OK;
+}
+
+/* splitmix64: small, fast, and the same on every platform. */
+W4A8_PRIVATE uint64_t w4a8__rand(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+W4A8_IMPL w4a8_status w4a8_calib_add(w4a8_calib *c, const float *X, size_t T) {
+    size_t K, t, k, tk;
+    if (!c || !X) return W4A8_ERR_NULL_ARG;
+    if (T == 0) return W4A8_ERR_SHAPE;
+    K = c->K;
+    if (w4a8__mul(T, K, &tk)) return W4A8_ERR_OVERFLOW;
+    if (!w4a8__all_finite(X, tk)) return W4A8_ERR_NONFINITE;
+    for (t = 0; t < T; t++) {
+        const float *x = X + t * K;
+        for (k = 0; k < K; k++) {
+            float a = fabsf(x[k]);
+            if (a > c->absmax[k]) c->absmax[k] = a;
+            c->abssum[k] += a;
+        }
+    }
+    if (c->xtx) {
+        /* Rows of the upper triangle are independent: threads never share a sum. */
+        ptrdiff_t i;
+        W4A8__OMP_FOR
+        for (i = 0; i < (ptrdiff_t)K; i++) {
+            double *h = c->xtx + (size_t)i * K;
+            size_t tt, j;
+            for (tt = 0; tt < T; tt++) {
+                const float *x = X + tt * K;
+                double xi = x[i];
+                if (xi == 0.0) continue;
+                for (j = (size_t)i; j < K; j++) h[j] += xi * x[j];
+            }
+        }
+    }
+    for (t = 0; t < T && c->sample; t++) {
+        size_t seen = c->tokens + t, slot = c->sample_rows;
+        if (slot == c->sample_cap) {
+            slot = (size_t)(w4a8__rand(&c->rng) % (uint64_t)(seen + 1));
+            if (slot >= c->sample_cap) continue;
+        } else {
+            c->sample_rows++;
+        }
+        memcpy(c->sample + slot * K, X + t * K, K * sizeof(float));
+    }
+    c->tokens += T;
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_calib_hessian(const w4a8_calib *c, double *H) {
+    size_t K, i, j;
+    double f;
+    if (!c || !H) return W4A8_ERR_NULL_ARG;
+    if (!c->xtx) return W4A8_ERR_CONFIG;
+    if (c->tokens == 0) return W4A8_ERR_NEED_CALIB;
+    K = c->K;
+    f = 2.0 / (double)c->tokens;
+    for (i = 0; i < K; i++)
+        for (j = i; j < K; j++) H[i * K + j] = H[j * K + i] = f * c->xtx[i * K + j];
+    return W4A8_OK;
+}
+
+W4A8_IMPL void w4a8_calib_free(w4a8_calib *c) {
+    if (!c) return;
+    W4A8_FREE(c->absmax);
+    W4A8_FREE(c->abssum);
+    W4A8_FREE(c->xtx);
+    W4A8_FREE(c->sample);
+    W4A8_FREE(c);
+}
+
+/* >>quantize --------------------------------------------------------------- */
+
+/* Scale and zero point of one group on GPTQ's grid (the range contains 0). */
+W4A8_PRIVATE void w4a8__fit_group(const float *w, size_t n, int asymmetric, float *scale, uint8_t *zero) {
+    float lo = 0.0f, hi = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (w[i] < lo) lo = w[i];
+        if (w[i] > hi) hi = w[i];
+    }
+    if (!asymmetric) {
+        float amax = hi > -lo ? hi : -lo;
+        *scale = amax / 7.5f;
+        *zero = 8;
+        return;
+    }
+    *scale = hi / 15.0f - lo / 15.0f; /* not (hi - lo) / 15, which can overflow */
+    *zero = (uint8_t)(*scale > 0.0f ? w4a8__clampf(nearbyintf(-lo / *scale), 0.0f, 15.0f) : 8.0f);
+}
+
+W4A8_PRIVATE uint8_t w4a8__code(float w, float scale, uint8_t zero) {
+    float q = scale > 0.0f ? w4a8__clampf(nearbyintf(w / scale), -16.0f, 16.0f) : 0.0f;
+    return (uint8_t)w4a8__clampf(q + (float)zero, 0.0f, 15.0f);
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_rtn(const float *W, size_t N, size_t K, size_t group_size,
+                                        int asymmetric, uint8_t *codes, float *scales, uint8_t *zeros) {
+    size_t G, groups;
+    ptrdiff_t n;
+    w4a8_status st;
+    if (!W || !codes || !scales || !zeros) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, group_size)) != W4A8_OK) return st;
+    if (!w4a8__all_finite(W, N * K)) return W4A8_ERR_NONFINITE;
+    G = w4a8__group_len(K, group_size);
+    groups = (K + G - 1) / G;
+    W4A8__OMP_FOR
+    for (n = 0; n < (ptrdiff_t)N; n++) {
+        size_t g, k;
+        for (g = 0; g < groups; g++) {
+            size_t k0 = g * G, k1 = k0 + G < K ? k0 + G : K, gi = (size_t)n * groups + g;
+            const float *w = W + (size_t)n * K;
+            w4a8__fit_group(w + k0, k1 - k0, asymmetric, &scales[gi], &zeros[gi]);
+            for (k = k0; k < k1; k++) codes[(size_t)n * K + k] = w4a8__code(w[k], scales[gi], zeros[gi]);
+        }
+    }
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_dequantize(const uint8_t *codes, const float *scales, const uint8_t *zeros,
+                                      size_t N, size_t K, size_t group_size, float *W) {
+    size_t G, groups, n, k;
+    w4a8_status st;
+    if (!codes || !scales || !zeros || !W) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, group_size)) != W4A8_OK) return st;
+    G = w4a8__group_len(K, group_size);
+    groups = (K + G - 1) / G;
+    for (n = 0; n < N; n++)
+        for (k = 0; k < K; k++) {
+            size_t gi = n * groups + k / G;
+            W[n * K + k] = scales[gi] * (float)((int)codes[n * K + k] - (int)zeros[gi]);
+        }
+    return W4A8_OK;
+}
+
+/* >>pack ------------------------------------------------------------------- */
+
+W4A8_IMPL w4a8_status w4a8_pack_int4(const uint8_t *codes, size_t N, size_t K, uint8_t *packed) {
+    size_t n, k, row;
+    w4a8_status st;
+    if (!codes || !packed) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, 1)) != W4A8_OK) return st;
+    for (k = 0; k < N * K; k++)
+        if (codes[k] > 15) return W4A8_ERR_RANGE;
+    row = (K + 1) / 2;
+    for (n = 0; n < N; n++) {
+        const uint8_t *c = codes + n * K;
+        uint8_t *p = packed + n * row;
+        for (k = 0; k + 1 < K; k += 2) p[k / 2] = (uint8_t)(c[k] | (c[k + 1] << 4));
+        if (K & 1) p[K / 2] = c[K - 1];
+    }
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_unpack_int4(const uint8_t *packed, size_t N, size_t K, uint8_t *codes) {
+    size_t n, k, row;
+    w4a8_status st;
+    if (!codes || !packed) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, 1)) != W4A8_OK) return st;
+    row = (K + 1) / 2;
+    for (n = 0; n < N; n++)
+        for (k = 0; k < K; k++) codes[n * K + k] = (uint8_t)((packed[n * row + k / 2] >> (4 * (k & 1))) & 15);
+    return W4A8_OK;
+}
+
+/* >>activations ------------------------------------------------------------ */
+
+/* One token: codes, scale and group sums. 0 if x holds NaN or Inf. */
+W4A8_PRIVATE int w4a8__quantize_token(const float *x, size_t K, size_t G, const float *inv_smooth,
+                                      w4a8_act_mode mode, float static_scale, int8_t *q, float *scale,
+                                      int32_t *group_sums) {
+    float amax = 0.0f, inv;
+    size_t k;
+    if (!w4a8__all_finite(x, K)) return 0;
+    if (mode == W4A8_ACT_PER_TOKEN) {
+        for (k = 0; k < K; k++) {
+            float a = fabsf(inv_smooth ? x[k] * inv_smooth[k] : x[k]);
+            if (a > amax) amax = a;
+        }
+        /* x * inv_smooth can overflow to Inf even when x is finite. */
+        if (!w4a8__finite(amax)) return 0;
+        *scale = amax / 127.0f;
+        inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    } else {
+        *scale = static_scale;
+        inv = 1.0f / static_scale;
+    }
+    for (k = 0; k < K; k++) {
+        float v = inv_smooth ? x[k] * inv_smooth[k] : x[k];
+        q[k] = (int8_t)w4a8__clampf(nearbyintf(w4a8__clampf(v * inv, -128.0f, 128.0f)), -127.0f, 127.0f);
+    }
+    for (k = 0; k < K; k += G) {
+        size_t end = k + G < K ? k + G : K, i;
+        int32_t s = 0;
+        for (i = k; i < end; i++) s += q[i];
+        group_sums[k / G] = s;
+    }
+    return 1;
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_activations(const float *X, size_t M, size_t K, size_t group_size,
+                                                const float *inv_smooth, w4a8_act_mode mode,
+                                                float static_scale, int8_t *codes, float *scales,
+                                                int32_t *group_sums) {
+    size_t G, groups;
+    ptrdiff_t m;
+    int bad = 0;
+    w4a8_status st;
+    if (!X || !codes || !scales || !group_sums) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(M, K, group_size)) != W4A8_OK) return st;
+    if (mode != W4A8_ACT_PER_TOKEN && mode != W4A8_ACT_PER_TENSOR) return W4A8_ERR_CONFIG;
+    if (mode == W4A8_ACT_PER_TENSOR && !w4a8__valid_scale(static_scale)) return W4A8_ERR_RANGE;
+    if (inv_smooth && !w4a8__all_finite(inv_smooth, K)) return W4A8_ERR_NONFINITE;
+    G = w4a8__group_len(K, group_size);
+    groups = (K + G - 1) / G;
+    W4A8__OMP_FOR
+    for (m = 0; m < (ptrdiff_t)M; m++) {
+        size_t i = (size_t)m;
+        if (!w4a8__quantize_token(X + i * K, K, G, inv_smooth, mode, static_scale, codes + i * K,
+                                  scales + i, group_sums + i * groups)) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+            bad = 1;
+        }
+    }
+    return bad ? W4A8_ERR_NONFINITE : W4A8_OK;
+}
+
+/* >>gemm ------------------------------------------------------------------- */
+
+/* The float epilogue every kernel shares: one group's int32 sum into y. */
+W4A8_PRIVATE float w4a8__add_group(float y, int32_t acc, float scale) {
+    float t = (float)acc * scale;
+    W4A8__NO_FUSE(t);
+    return y + t;
+}
+
+/* The last step every kernel shares: token scale, then bias. */
+W4A8_PRIVATE float w4a8__finish(float y, float x_scale, const float *bias, size_t n) {
+    y = y * x_scale;
+    W4A8__NO_FUSE(y);
+    return bias ? y + bias[n] : y;
+}
+
+/* The reference: portable layout, one output at a time, nothing clever. */
+W4A8_PRIVATE void w4a8__gemm_scalar(const w4a8_layer *L, const int8_t *codes, const float *x_scales,
+                                    const int32_t *group_sums, size_t M, float *Y) {
+    size_t row = (L->K + 1) / 2;
+    ptrdiff_t n;
+    W4A8__OMP_FOR
+    for (n = 0; n < (ptrdiff_t)L->N; n++) {
+        const uint8_t *w = L->packed + (size_t)n * row;
+        size_t m, g, k;
+        for (m = 0; m < M; m++) {
+            const int8_t *x = codes + m * L->K;
+            float y = 0.0f;
+            for (g = 0; g < L->groups; g++) {
+                size_t k0 = g * L->G, k1 = k0 + L->G < L->K ? k0 + L->G : L->K;
+                size_t gi = (size_t)n * L->groups + g;
+                int32_t acc = 0;
+                for (k = k0; k < k1; k++) acc += (int32_t)x[k] * (int32_t)((w[k / 2] >> (4 * (k & 1))) & 15);
+                acc -= (int32_t)L->zeros[gi] * group_sums[m * L->groups + g];
+                y = w4a8__add_group(y, acc, L->scales[gi]);
+            }
+            Y[m * L->N + (size_t)n] = w4a8__finish(y, x_scales[m], L->bias, (size_t)n);
+        }
+    }
+}
+
+/* >>layer ------------------------------------------------------------------ */
+
+W4A8_IMPL void w4a8_layer_free(w4a8_layer *L) {
+    if (!L) return;
+    W4A8_FREE(L->packed);
+    W4A8_FREE(L->scales);
+    W4A8_FREE(L->zeros);
+    W4A8_FREE(L->bias);
+    W4A8_FREE(L->smooth);
+    W4A8_FREE(L->smooth_inv);
+    W4A8_FREE(L);
+}
+
+W4A8_PRIVATE w4a8_status w4a8__resolve_kernel(w4a8_kernel want, w4a8_kernel *out) {
+    if (want == W4A8_KERNEL_AUTO || want == W4A8_KERNEL_SCALAR) {
+        *out = W4A8_KERNEL_SCALAR;
+        return W4A8_OK;
+    }
+    return (int)want < 0 || want >= W4A8_KERNEL_COUNT ? W4A8_ERR_CONFIG : W4A8_ERR_UNSUPPORTED;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **out) {
+    w4a8_layer *L;
+    w4a8_kernel kernel;
+    size_t G, groups, ng, i, row;
+    w4a8_status st;
+    if (!d || !out || !d->codes || !d->scales || !d->zeros) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(d->N, d->K, d->group_size)) != W4A8_OK) return st;
+    if ((st = w4a8__resolve_kernel(d->kernel, &kernel)) != W4A8_OK) return st;
+    if ((int)d->method < 0 || d->method >= W4A8_METHOD_COUNT) return W4A8_ERR_CONFIG;
+    if (d->act_mode != W4A8_ACT_PER_TOKEN && d->act_mode != W4A8_ACT_PER_TENSOR) return W4A8_ERR_CONFIG;
+    if (d->act_mode == W4A8_ACT_PER_TENSOR && !w4a8__valid_scale(d->act_scale)) return W4A8_ERR_RANGE;
+    G = w4a8__group_len(d->K, d->group_size);
+    groups = (d->K + G - 1) / G;
+    ng = d->N * groups;
+    row = (d->K + 1) / 2;
+    if (!w4a8__all_finite(d->scales, ng) || (d->bias && !w4a8__all_finite(d->bias, d->N)) ||
+        (d->smooth && !w4a8__all_finite(d->smooth, d->K)))
+        return W4A8_ERR_NONFINITE;
+    for (i = 0; i < ng; i++)
+        if (d->scales[i] < 0.0f || d->zeros[i] > 15 || (!d->asymmetric && d->zeros[i] != 8)) return W4A8_ERR_RANGE;
+    for (i = 0; d->smooth && i < d->K; i++)
+        if (!w4a8__valid_scale(d->smooth[i])) return W4A8_ERR_RANGE;
+
+    L = (w4a8_layer *)W4A8_MALLOC(sizeof *L);
+    if (!L) return W4A8_ERR_NOMEM;
+    memset(L, 0, sizeof *L);
+    L->N = d->N;
+    L->K = d->K;
+    L->G = G;
+    L->groups = groups;
+    L->asymmetric = d->asymmetric ? 1 : 0;
+    L->act_mode = d->act_mode;
+    L->act_scale = d->act_mode == W4A8_ACT_PER_TENSOR ? d->act_scale : 0.0f;
+    L->method = d->method;
+    L->kernel = kernel;
+    L->smooth_folded = d->smooth && d->smooth_folded ? 1 : 0;
+    L->packed = (uint8_t *)w4a8__alloc(d->N, row);
+    L->scales = (float *)w4a8__alloc(ng, sizeof(float));
+    L->zeros = (uint8_t *)w4a8__alloc(ng, 1);
+    if (d->bias) L->bias = (float *)w4a8__alloc(d->N, sizeof(float));
+    if (d->smooth) {
+        L->smooth = (float *)w4a8__alloc(d->K, sizeof(float));
+        L->smooth_inv = (float *)w4a8__alloc(d->K, sizeof(float));
+    }
+    if (!L->packed || !L->scales || !L->zeros || (d->bias && !L->bias) ||
+        (d->smooth && (!L->smooth || !L->smooth_inv))) {
+        w4a8_layer_free(L);
+        return W4A8_ERR_NOMEM;
+    }
+    if ((st = w4a8_pack_int4(d->codes, d->N, d->K, L->packed)) != W4A8_OK) {
+        w4a8_layer_free(L);
+        return st;
+    }
+    memcpy(L->scales, d->scales, ng * sizeof(float));
+    memcpy(L->zeros, d->zeros, ng);
+    if (d->bias) memcpy(L->bias, d->bias, d->N * sizeof(float));
+    for (i = 0; d->smooth && i < d->K; i++) {
+        L->smooth[i] = d->smooth[i];
+        L->smooth_inv[i] = 1.0f / d->smooth[i];
+    }
+    *out = L;
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_codes(const w4a8_layer *L, uint8_t *codes) {
+    if (!L || !codes) return W4A8_ERR_NULL_ARG;
+    return w4a8_unpack_int4(L->packed, L->N, L->K, codes);
+}
+
+/* Max |x / s| over the calibration data, as a per-tensor scale. */
+W4A8_PRIVATE w4a8_status w4a8__static_scale(const w4a8_calib *calib, const float *smooth, float *scale) {
+    float amax = 0.0f;
+    size_t k;
+    if (!calib || calib->tokens == 0) return W4A8_ERR_NEED_CALIB;
+    for (k = 0; k < calib->K; k++) {
+        float a = smooth ? calib->absmax[k] * (1.0f / smooth[k]) : calib->absmax[k];
+        if (a > amax) amax = a;
+    }
+    /* An input that was always zero still needs a valid scale. */
+    *scale = amax > 0.0f ? amax / 127.0f : 1.0f;
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, const float *bias,
+                                          const w4a8_calib *calib, const w4a8_config *cfg,
+                                          w4a8_layer **out) {
+    w4a8_layer_desc d;
+    uint8_t *codes, *zeros;
+    float *scales;
+    size_t G, groups;
+    w4a8_status st;
+    if (!W || !cfg || !out) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, cfg->group_size)) != W4A8_OK) return st;
+    if (calib && calib->K != K) return W4A8_ERR_SHAPE;
+    if (!(cfg->act_scale >= 0.0f) || !w4a8__finite(cfg->act_scale)) return W4A8_ERR_CONFIG;
+    if (cfg->method != W4A8_METHOD_RTN)
+        return (int)cfg->method < 0 || cfg->method >= W4A8_METHOD_COUNT ? W4A8_ERR_CONFIG : W4A8_ERR_UNSUPPORTED;
+    if (bias && !w4a8__all_finite(bias, N)) return W4A8_ERR_NONFINITE;
+    memset(&d, 0, sizeof d);
+    d.N = N;
+    d.K = K;
+    d.group_size = cfg->group_size;
+    d.asymmetric = cfg->asymmetric;
+    d.bias = bias;
+    d.act_mode = cfg->act_mode;
+    d.method = cfg->method;
+    d.kernel = cfg->kernel;
+    if (cfg->act_mode == W4A8_ACT_PER_TENSOR) {
+        if (cfg->act_scale > 0.0f) d.act_scale = cfg->act_scale;
+        else if ((st = w4a8__static_scale(calib, NULL, &d.act_scale)) != W4A8_OK) return st;
+    }
+    G = w4a8__group_len(K, cfg->group_size);
+    groups = (K + G - 1) / G;
+    codes = (uint8_t *)w4a8__alloc(N, K);
+    scales = (float *)w4a8__alloc(N * groups, sizeof(float));
+    zeros = (uint8_t *)w4a8__alloc(N, groups);
+    st = codes && scales && zeros ? W4A8_OK : W4A8_ERR_NOMEM;
+    if (st == W4A8_OK) st = w4a8_quantize_rtn(W, N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
+    d.codes = codes;
+    d.scales = scales;
+    d.zeros = zeros;
+    if (st == W4A8_OK) st = w4a8_layer_create(&d, out);
+    W4A8_FREE(codes);
+    W4A8_FREE(scales);
+    W4A8_FREE(zeros);
+    return st;
+}
+
+/* Workspace: codes [M][K], then scales [M], then group sums [M][groups],
+   each part starting on a 64-byte boundary. */
+W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, size_t part[3]) {
+    size_t bytes[3], i;
+    if (w4a8__mul(M, L->K, &bytes[0]) || w4a8__mul(M, sizeof(float), &bytes[1]) ||
+        w4a8__mul(M, L->groups, &bytes[2]) || w4a8__mul(bytes[2], sizeof(int32_t), &bytes[2]))
+        return W4A8_ERR_OVERFLOW;
+    for (i = 0; i < 3; i++) {
+        if (bytes[i] > (size_t)-1 - 63) return W4A8_ERR_OVERFLOW;
+        part[i] = (bytes[i] + 63) & ~(size_t)63;
+    }
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_workspace_size(const w4a8_layer *L, size_t M, size_t *bytes) {
+    size_t part[3];
+    w4a8_status st;
+    if (!L || !bytes) return W4A8_ERR_NULL_ARG;
+    if (M == 0) return W4A8_ERR_SHAPE;
+    if ((st = w4a8__workspace_parts(L, M, part)) != W4A8_OK) return st;
+    if (part[0] > (size_t)-1 - part[1] - part[2] - 64) return W4A8_ERR_OVERFLOW;
+    *bytes = part[0] + part[1] + part[2] + 64; /* + 64: room to align the start */
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, const float *scales,
+                                      const int32_t *group_sums, size_t M, float *Y) {
+    if (!L || !codes || !scales || !group_sums || !Y) return W4A8_ERR_NULL_ARG;
+    if (M == 0) return W4A8_ERR_SHAPE;
+    w4a8__gemm_scalar(L, codes, scales, group_sums, M, Y);
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, size_t M, float *Y,
+                                         void *workspace, size_t workspace_bytes) {
+    size_t need, part[3];
+    unsigned char *ws, *owned = NULL;
+    w4a8_status st;
+    if (!L || !X || !Y) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8_layer_workspace_size(L, M, &need)) != W4A8_OK) return st;
+    if (workspace && workspace_bytes < need) return W4A8_ERR_WORKSPACE;
+    if (!workspace) {
+        workspace = owned = (unsigned char *)W4A8_MALLOC(need);
+        if (!owned) return W4A8_ERR_NOMEM;
+    }
+    w4a8__workspace_parts(L, M, part);
+    ws = (unsigned char *)workspace + ((64 - (uintptr_t)workspace % 64) % 64);
+    st = w4a8_quantize_activations(X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
+                                   L->act_scale, (int8_t *)ws, (float *)(ws + part[0]),
+                                   (int32_t *)(ws + part[0] + part[1]));
+    if (st == W4A8_OK)
+        st = w4a8_layer_gemm(L, (const int8_t *)ws, (const float *)(ws + part[0]),
+                             (const int32_t *)(ws + part[0] + part[1]), M, Y);
+    W4A8_FREE(owned);
+    return st;
+}
+
+/* >>file ------------------------------------------------------------------- */
+
+#define W4A8__HEADER_BYTES 48u
+#define W4A8__FLAG_ASYMMETRIC 1u
+#define W4A8__FLAG_BIAS 2u
+#define W4A8__FLAG_SMOOTH 4u
+#define W4A8__FLAG_SMOOTH_FOLDED 8u
+
+/* CRC-32 (IEEE 802.3, reflected), four bits at a time: small and table-light. */
+W4A8_PRIVATE uint32_t w4a8__crc32(const unsigned char *p, size_t n) {
+    static const uint32_t t[16] = { 0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu,
+                                    0x76dc4190u, 0x6b6b51f4u, 0x4db26158u, 0x5005713cu,
+                                    0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
+                                    0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu };
+    uint32_t c = 0xffffffffu;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        c ^= p[i];
+        c = (c >> 4) ^ t[c & 15];
+        c = (c >> 4) ^ t[c & 15];
+    }
+    return ~c;
+}
+
+W4A8_PRIVATE void w4a8__put_u32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+W4A8_PRIVATE uint32_t w4a8__get_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+W4A8_PRIVATE void w4a8__put_u64(unsigned char *p, uint64_t v) {
+    w4a8__put_u32(p, (uint32_t)v);
+    w4a8__put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+W4A8_PRIVATE uint64_t w4a8__get_u64(const unsigned char *p) {
+    return (uint64_t)w4a8__get_u32(p) | (uint64_t)w4a8__get_u32(p + 4) << 32;
+}
+
+W4A8_PRIVATE void w4a8__put_floats(unsigned char *p, const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        w4a8__put_u32(p + 4 * i, u);
+    }
+}
+
+W4A8_PRIVATE void w4a8__get_floats(const unsigned char *p, float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u = w4a8__get_u32(p + 4 * i);
+        memcpy(&x[i], &u, 4);
+    }
+}
+
+/* Bytes of each payload section, in file order; 0 for an absent one. */
+W4A8_PRIVATE w4a8_status w4a8__file_sections(size_t N, size_t K, size_t groups, uint32_t flags, size_t s[5],
+                                             size_t *total) {
+    size_t i, sum = W4A8__HEADER_BYTES + 4;
+    if (w4a8__mul(N, (K + 1) / 2, &s[0]) || w4a8__mul(N, groups, &s[2]) || w4a8__mul(s[2], 4, &s[1]) ||
+        w4a8__mul(K, 4, &s[3]) || w4a8__mul(N, 4, &s[4]))
+        return W4A8_ERR_OVERFLOW;
+    if (!(flags & W4A8__FLAG_ASYMMETRIC)) s[2] = 0;
+    if (!(flags & W4A8__FLAG_SMOOTH)) s[3] = 0;
+    if (!(flags & W4A8__FLAG_BIAS)) s[4] = 0;
+    for (i = 0; i < 5; i++) {
+        if (s[i] > (size_t)-1 - sum) return W4A8_ERR_OVERFLOW;
+        sum += s[i];
+    }
+    *total = sum;
+    return W4A8_OK;
+}
+
+W4A8_PRIVATE uint32_t w4a8__layer_flags(const w4a8_layer *L) {
+    return (L->asymmetric ? W4A8__FLAG_ASYMMETRIC : 0u) | (L->bias ? W4A8__FLAG_BIAS : 0u) |
+           (L->smooth ? W4A8__FLAG_SMOOTH : 0u) | (L->smooth_folded ? W4A8__FLAG_SMOOTH_FOLDED : 0u);
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_save_size(const w4a8_layer *L, size_t *bytes) {
+    size_t s[5];
+    if (!L || !bytes) return W4A8_ERR_NULL_ARG;
+    return w4a8__file_sections(L->N, L->K, L->groups, w4a8__layer_flags(L), s, bytes);
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_save_mem(const w4a8_layer *L, void *buffer, size_t bytes) {
+    size_t s[5], total, ng;
+    uint32_t flags;
+    uint8_t *codes;
+    unsigned char *p = (unsigned char *)buffer;
+    w4a8_status st;
+    if (!L || !buffer) return W4A8_ERR_NULL_ARG;
+    flags = w4a8__layer_flags(L);
+    if ((st = w4a8__file_sections(L->N, L->K, L->groups, flags, s, &total)) != W4A8_OK) return st;
+    if (bytes < total) return W4A8_ERR_SHAPE;
+    codes = (uint8_t *)w4a8__alloc(L->N, L->K);
+    if (!codes) return W4A8_ERR_NOMEM;
+    ng = L->N * L->groups;
+    memcpy(p, "W4A8", 4);
+    w4a8__put_u32(p + 4, W4A8_FORMAT_VERSION);
+    w4a8__put_u64(p + 8, L->N);
+    w4a8__put_u64(p + 16, L->K);
+    w4a8__put_u64(p + 24, L->G);
+    w4a8__put_u32(p + 32, flags);
+    w4a8__put_u32(p + 36, (uint32_t)L->act_mode);
+    w4a8__put_floats(p + 40, &L->act_scale, 1);
+    w4a8__put_u32(p + 44, (uint32_t)L->method);
+    p += W4A8__HEADER_BYTES;
+    /* The file always holds the portable layout, whatever the kernel's. */
+    w4a8_layer_codes(L, codes);
+    w4a8_pack_int4(codes, L->N, L->K, p);
+    W4A8_FREE(codes);
+    p += s[0];
+    w4a8__put_floats(p, L->scales, ng);
+    p += s[1];
+    if (s[2]) memcpy(p, L->zeros, ng);
+    p += s[2];
+    if (s[3]) w4a8__put_floats(p, L->smooth, L->K);
+    p += s[3];
+    if (s[4]) w4a8__put_floats(p, L->bias, L->N);
+    p += s[4];
+    w4a8__put_u32(p, w4a8__crc32((const unsigned char *)buffer, total - 4));
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8_kernel kernel,
+                                          w4a8_layer **out) {
+    const unsigned char *b = (const unsigned char *)buffer, *p;
+    uint64_t N64, K64, G64;
+    uint32_t flags, version, mode, method;
+    size_t N, K, G, groups, ng, s[5], total;
+    w4a8_layer_desc d;
+    uint8_t *codes = NULL, *zeros = NULL;
+    float *scales = NULL, *smooth = NULL, *bias = NULL;
+    w4a8_status st;
+    if (!buffer || !out) return W4A8_ERR_NULL_ARG;
+    if (bytes < 4) return W4A8_ERR_FILE_TRUNCATED;
+    if (memcmp(b, "W4A8", 4) != 0) return W4A8_ERR_FILE_FORMAT;
+    if (bytes < 8) return W4A8_ERR_FILE_TRUNCATED;
+    version = w4a8__get_u32(b + 4);
+    if (version != W4A8_FORMAT_VERSION) return W4A8_ERR_FILE_VERSION;
+    if (bytes < W4A8__HEADER_BYTES + 4) return W4A8_ERR_FILE_TRUNCATED;
+    N64 = w4a8__get_u64(b + 8);
+    K64 = w4a8__get_u64(b + 16);
+    G64 = w4a8__get_u64(b + 24);
+    flags = w4a8__get_u32(b + 32);
+    mode = w4a8__get_u32(b + 36);
+    method = w4a8__get_u32(b + 44);
+    if (N64 == 0 || K64 == 0 || G64 == 0 || G64 > K64 || G64 > W4A8_MAX_GROUP || N64 > (size_t)-1 ||
+        K64 > (size_t)-1 || (flags & ~15u) || mode > 1 || method >= W4A8_METHOD_COUNT)
+        return W4A8_ERR_FILE_FORMAT;
+    N = (size_t)N64;
+    K = (size_t)K64;
+    G = (size_t)G64;
+    groups = (K + G - 1) / G;
+    if (w4a8__file_sections(N, K, groups, flags, s, &total) != W4A8_OK) return W4A8_ERR_FILE_FORMAT;
+    if (bytes < total) return W4A8_ERR_FILE_TRUNCATED;
+    if (bytes > total) return W4A8_ERR_FILE_FORMAT;
+    if (w4a8__crc32(b, total - 4) != w4a8__get_u32(b + total - 4)) return W4A8_ERR_FILE_CHECKSUM;
+
+    ng = N * groups;
+    memset(&d, 0, sizeof d);
+    d.N = N;
+    d.K = K;
+    d.group_size = G;
+    d.asymmetric = (flags & W4A8__FLAG_ASYMMETRIC) != 0;
+    d.smooth_folded = (flags & W4A8__FLAG_SMOOTH_FOLDED) != 0;
+    d.act_mode = (w4a8_act_mode)mode;
+    w4a8__get_floats(b + 40, &d.act_scale, 1);
+    d.method = (w4a8_method)method;
+    d.kernel = kernel;
+    codes = (uint8_t *)w4a8__alloc(N, K);
+    scales = (float *)w4a8__alloc(ng, sizeof(float));
+    zeros = (uint8_t *)w4a8__alloc(ng, 1);
+    if (s[3]) smooth = (float *)w4a8__alloc(K, sizeof(float));
+    if (s[4]) bias = (float *)w4a8__alloc(N, sizeof(float));
+    st = (!codes || !scales || !zeros || (s[3] && !smooth) || (s[4] && !bias)) ? W4A8_ERR_NOMEM : W4A8_OK;
+    if (st == W4A8_OK) {
+        size_t n;
+        p = b + W4A8__HEADER_BYTES;
+        /* The pad nibble of odd rows must be 0: one file, one byte string. */
+        for (n = 0; (K & 1) && n < N; n++)
+            if (p[n * ((K + 1) / 2) + K / 2] >> 4) st = W4A8_ERR_FILE_FORMAT;
+        w4a8_unpack_int4(p, N, K, codes);
+        p += s[0];
+        w4a8__get_floats(p, scales, ng);
+        p += s[1];
+        if (s[2]) memcpy(zeros, p, ng);
+        else memset(zeros, 8, ng);
+        p += s[2];
+        if (s[3]) w4a8__get_floats(p, smooth, K);
+        p += s[3];
+        if (s[4]) w4a8__get_floats(p, bias, N);
+    }
+    d.codes = codes;
+    d.scales = scales;
+    d.zeros = zeros;
+    d.smooth = smooth;
+    d.bias = bias;
+    if (st == W4A8_OK) {
+        st = w4a8_layer_create(&d, out);
+        /* A well-formed file holds only valid values; anything else is a bad file. */
+        if (st == W4A8_ERR_RANGE || st == W4A8_ERR_NONFINITE || st == W4A8_ERR_CONFIG) st = W4A8_ERR_FILE_FORMAT;
+    }
+    W4A8_FREE(codes);
+    W4A8_FREE(scales);
+    W4A8_FREE(zeros);
+    W4A8_FREE(smooth);
+    W4A8_FREE(bias);
+    return st;
+}
+
+#ifndef W4A8_NO_STDIO
+W4A8_IMPL w4a8_status w4a8_layer_save(const w4a8_layer *L, const char *path) {
+    size_t bytes;
+    void *buf;
+    FILE *f;
+    w4a8_status st;
+    if (!L || !path) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8_layer_save_size(L, &bytes)) != W4A8_OK) return st;
+    buf = W4A8_MALLOC(bytes);
+    if (!buf) return W4A8_ERR_NOMEM;
+    st = w4a8_layer_save_mem(L, buf, bytes);
+    if (st == W4A8_OK) {
+        f = fopen(path, "wb");
+        if (!f) st = W4A8_ERR_FILE_IO;
+        else {
+            if (fwrite(buf, 1, bytes, f) != bytes) st = W4A8_ERR_FILE_IO;
+            if (fclose(f) != 0) st = W4A8_ERR_FILE_IO;
+        }
+    }
+    W4A8_FREE(buf);
+    return st;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_load(const char *path, w4a8_kernel kernel, w4a8_layer **out) {
+    FILE *f;
+    long len;
+    unsigned char *buf;
+    w4a8_status st = W4A8_OK;
+    if (!path || !out) return W4A8_ERR_NULL_ARG;
+    f = fopen(path, "rb");
+    if (!f) return W4A8_ERR_FILE_IO;
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return W4A8_ERR_FILE_IO;
+    }
+    buf = (unsigned char *)W4A8_MALLOC(len ? (size_t)len : 1);
+    if (!buf) st = W4A8_ERR_NOMEM;
+    else if (fread(buf, 1, (size_t)len, f) != (size_t)len) st = W4A8_ERR_FILE_IO;
+    fclose(f);
+    if (st == W4A8_OK) st = w4a8_layer_load_mem(buf, (size_t)len, kernel, out);
+    W4A8_FREE(buf);
+    return st;
+}
+#endif /* W4A8_NO_STDIO */
+
+#endif /* W4A8_IMPLEMENTATION */
+
+/*
+REVISION HISTORY
+   0.1.0 (2026-11-28)  first release: RTN, calibration, packing, scalar GEMM,
+                       layer lifecycle and file format version 1.
+
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the w4a8 authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication for the benefit of the public at large and to
+the detriment of our heirs and successors. We intend this dedication to be an
+overt act of relinquishment in perpetuity of all present and future rights to
+this software under copyright law.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN
+ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+------------------------------------------------------------------------------
+*/
