@@ -212,6 +212,7 @@ typedef struct w4a8_config {
     w4a8_act_mode act_mode; /* W4A8_ACT_PER_TOKEN */
     float act_scale;        /* 0: per-tensor scale from calibration max|x'| / 127 */
     int fold_smooth;        /* 0: forward divides X by s; 1: the caller folds 1/s upstream */
+    int gptq_weights;       /* 0; 1: the weight step of any method is GPTQ (FPTQ+GPTQ, AWQ+GPTQ) */
     w4a8_kernel kernel;     /* W4A8_KERNEL_AUTO */
 } w4a8_config;
 
@@ -260,6 +261,34 @@ W4A8_API w4a8_status w4a8_calib_add(w4a8_calib *calib, const float *X, size_t T)
 W4A8_API w4a8_status w4a8_calib_hessian(const w4a8_calib *calib, double *H);
 W4A8_API void w4a8_calib_free(w4a8_calib *calib);
 
+/* >>methods ---------------------------------------------------------------- */
+
+/* One of the linears that share an input (q/k/v, or gate/up): they share one
+   calibration, one equalization and one activation scale. */
+typedef struct w4a8_linear {
+    const float *W;         /* [N][K] */
+    size_t N;
+    const float *bias;      /* [N] or NULL */
+    int skip_clip;          /* 1: no AWQ clipping search (AWQ skips q and k) */
+} w4a8_linear;
+
+/* What a method decided, for the user to see. */
+typedef struct w4a8_report {
+    w4a8_method method;     /* what ran; for AUTO, the winner */
+    int gptq_weights;       /* 1: GPTQ did the weight step */
+    w4a8_act_mode act_mode; /* the activation mode the layers got */
+    int equalized;          /* 1: the layers carry an equalization vector */
+    double loss;            /* mean squared output error, W4A8 vs FP32, over the
+                               calibration sample of every linear; -1 without one */
+} w4a8_report;
+
+/* Quantize `count` linears sharing an input of K channels with cfg's method;
+   layers[i] receives linears[i]'s layer. calib describes the shared input
+   (NULL allowed for RTN with per-token activations). report may be NULL. */
+W4A8_API w4a8_status w4a8_quantize_linears(const w4a8_linear *linears, size_t count, size_t K,
+                                           const w4a8_calib *calib, const w4a8_config *cfg,
+                                           w4a8_layer **layers, w4a8_report *report);
+
 /* >>quantize --------------------------------------------------------------- */
 
 /* Round-to-nearest: codes[N][K] (one code per byte, 0..15), scales and
@@ -306,9 +335,7 @@ typedef struct w4a8_layer_desc {
 } w4a8_layer_desc;
 
 W4A8_API w4a8_status w4a8_layer_create(const w4a8_layer_desc *desc, w4a8_layer **out);
-/* Quantize W[N][K] (+ bias[N] or NULL) with cfg's method. calib (of this
-   layer's input) may be NULL for RTN with per-token activations or a given
-   act_scale; other choices need it. */
+/* One linear: w4a8_quantize_linears with count 1. */
 W4A8_API w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, const float *bias,
                                          const w4a8_calib *calib, const w4a8_config *cfg,
                                          w4a8_layer **out);
@@ -875,41 +902,33 @@ W4A8_PRIVATE w4a8_status w4a8__static_scale(const w4a8_calib *calib, const float
     return W4A8_OK;
 }
 
-W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, const float *bias,
-                                          const w4a8_calib *calib, const w4a8_config *cfg,
-                                          w4a8_layer **out) {
+/* Quantize one linear by RTN into a layer with the given equalization and
+   activation decisions. */
+W4A8_PRIVATE w4a8_status w4a8__layer_rtn(const w4a8_linear *lin, size_t K, const float *smooth,
+                                         w4a8_act_mode mode, float act_scale, const w4a8_config *cfg,
+                                         w4a8_layer **out) {
     w4a8_layer_desc d;
     uint8_t *codes, *zeros;
     float *scales;
-    size_t G, groups;
+    size_t G = w4a8__group_len(K, cfg->group_size), groups = (K + G - 1) / G;
     w4a8_status st;
-    if (!W || !cfg || !out) return W4A8_ERR_NULL_ARG;
-    if ((st = w4a8__check_shape(N, K, cfg->group_size)) != W4A8_OK) return st;
-    if (calib && calib->K != K) return W4A8_ERR_SHAPE;
-    if (!(cfg->act_scale >= 0.0f) || !w4a8__finite(cfg->act_scale)) return W4A8_ERR_CONFIG;
-    if (cfg->method != W4A8_METHOD_RTN)
-        return (int)cfg->method < 0 || cfg->method >= W4A8_METHOD_COUNT ? W4A8_ERR_CONFIG : W4A8_ERR_UNSUPPORTED;
-    if (bias && !w4a8__all_finite(bias, N)) return W4A8_ERR_NONFINITE;
     memset(&d, 0, sizeof d);
-    d.N = N;
+    d.N = lin->N;
     d.K = K;
     d.group_size = cfg->group_size;
     d.asymmetric = cfg->asymmetric;
-    d.bias = bias;
-    d.act_mode = cfg->act_mode;
+    d.bias = lin->bias;
+    d.smooth = smooth;
+    d.smooth_folded = cfg->fold_smooth;
+    d.act_mode = mode;
+    d.act_scale = act_scale;
     d.method = cfg->method;
     d.kernel = cfg->kernel;
-    if (cfg->act_mode == W4A8_ACT_PER_TENSOR) {
-        if (cfg->act_scale > 0.0f) d.act_scale = cfg->act_scale;
-        else if ((st = w4a8__static_scale(calib, NULL, &d.act_scale)) != W4A8_OK) return st;
-    }
-    G = w4a8__group_len(K, cfg->group_size);
-    groups = (K + G - 1) / G;
-    codes = (uint8_t *)w4a8__alloc(N, K);
-    scales = (float *)w4a8__alloc(N * groups, sizeof(float));
-    zeros = (uint8_t *)w4a8__alloc(N, groups);
+    codes = (uint8_t *)w4a8__alloc(lin->N, K);
+    scales = (float *)w4a8__alloc(lin->N * groups, sizeof(float));
+    zeros = (uint8_t *)w4a8__alloc(lin->N, groups);
     st = codes && scales && zeros ? W4A8_OK : W4A8_ERR_NOMEM;
-    if (st == W4A8_OK) st = w4a8_quantize_rtn(W, N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
+    if (st == W4A8_OK) st = w4a8_quantize_rtn(lin->W, lin->N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
     d.codes = codes;
     d.scales = scales;
     d.zeros = zeros;
@@ -918,6 +937,98 @@ W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, co
     W4A8_FREE(scales);
     W4A8_FREE(zeros);
     return st;
+}
+
+/* Mean squared error of the layers' outputs against FP32 (double) on the
+   calibration sample; -1 when there is no sample. */
+W4A8_PRIVATE w4a8_status w4a8__output_mse(const w4a8_linear *lin, w4a8_layer *const *layers, size_t count,
+                                          const w4a8_calib *calib, double *mse) {
+    size_t T = calib ? calib->sample_rows : 0, K, i, total = 0;
+    double sum = 0.0;
+    *mse = -1.0;
+    if (T == 0) return W4A8_OK;
+    K = calib->K;
+    for (i = 0; i < count; i++) {
+        size_t N = lin[i].N, t, n, k;
+        float *Y = (float *)w4a8__alloc(T * N, sizeof(float)), *X = NULL;
+        const float *in = calib->sample;
+        w4a8_status st = Y ? W4A8_OK : W4A8_ERR_NOMEM;
+        /* A folded layer expects X / s: give it that. */
+        if (st == W4A8_OK && layers[i]->smooth_folded) {
+            X = (float *)w4a8__alloc(T * K, sizeof(float));
+            if (!X) st = W4A8_ERR_NOMEM;
+            for (t = 0; X && t < T * K; t++) X[t] = calib->sample[t] * layers[i]->smooth_inv[t % K];
+            in = X;
+        }
+        if (st == W4A8_OK) st = w4a8_layer_forward(layers[i], in, T, Y, NULL, 0);
+        for (t = 0; st == W4A8_OK && t < T; t++)
+            for (n = 0; n < N; n++) {
+                double y = lin[i].bias ? lin[i].bias[n] : 0.0, e;
+                for (k = 0; k < K; k++) y += (double)calib->sample[t * K + k] * lin[i].W[n * K + k];
+                e = (double)Y[t * N + n] - y;
+                sum += e * e;
+            }
+        W4A8_FREE(Y);
+        W4A8_FREE(X);
+        if (st != W4A8_OK) return st;
+        total += T * N;
+    }
+    *mse = sum / (double)total;
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_linears(const w4a8_linear *lin, size_t count, size_t K,
+                                            const w4a8_calib *calib, const w4a8_config *cfg,
+                                            w4a8_layer **layers, w4a8_report *report) {
+    w4a8_layer **made;
+    w4a8_report rep;
+    float act_scale = 0.0f;
+    size_t i;
+    w4a8_status st = W4A8_OK;
+    if (!lin || !cfg || !layers) return W4A8_ERR_NULL_ARG;
+    if (count == 0) return W4A8_ERR_SHAPE;
+    for (i = 0; i < count; i++) {
+        if (!lin[i].W) return W4A8_ERR_NULL_ARG;
+        if ((st = w4a8__check_shape(lin[i].N, K, cfg->group_size)) != W4A8_OK) return st;
+        if (!w4a8__all_finite(lin[i].W, lin[i].N * K) || (lin[i].bias && !w4a8__all_finite(lin[i].bias, lin[i].N)))
+            return W4A8_ERR_NONFINITE;
+    }
+    if (calib && calib->K != K) return W4A8_ERR_SHAPE;
+    if ((int)cfg->method < 0 || cfg->method >= W4A8_METHOD_COUNT) return W4A8_ERR_CONFIG;
+    if (!(cfg->act_scale >= 0.0f) || !w4a8__finite(cfg->act_scale)) return W4A8_ERR_CONFIG;
+    if (cfg->method != W4A8_METHOD_RTN || cfg->gptq_weights) return W4A8_ERR_UNSUPPORTED;
+    if (cfg->act_mode == W4A8_ACT_PER_TENSOR) {
+        if (cfg->act_scale > 0.0f) act_scale = cfg->act_scale;
+        else if ((st = w4a8__static_scale(calib, NULL, &act_scale)) != W4A8_OK) return st;
+    }
+    made = (w4a8_layer **)w4a8__alloc(count, sizeof *made);
+    if (!made) return W4A8_ERR_NOMEM;
+    memset(made, 0, count * sizeof *made);
+    for (i = 0; i < count && st == W4A8_OK; i++)
+        st = w4a8__layer_rtn(&lin[i], K, NULL, cfg->act_mode, act_scale, cfg, &made[i]);
+    memset(&rep, 0, sizeof rep);
+    rep.method = cfg->method;
+    rep.act_mode = cfg->act_mode;
+    if (st == W4A8_OK) st = w4a8__output_mse(lin, made, count, calib, &rep.loss);
+    for (i = 0; i < count; i++) {
+        if (st == W4A8_OK) layers[i] = made[i];
+        else w4a8_layer_free(made[i]);
+    }
+    W4A8_FREE(made);
+    if (st == W4A8_OK && report) *report = rep;
+    return st;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, const float *bias,
+                                          const w4a8_calib *calib, const w4a8_config *cfg,
+                                          w4a8_layer **out) {
+    w4a8_linear lin;
+    lin.W = W;
+    lin.N = N;
+    lin.bias = bias;
+    lin.skip_clip = 0;
+    if (!out) return W4A8_ERR_NULL_ARG;
+    return w4a8_quantize_linears(&lin, 1, K, calib, cfg, out, NULL);
 }
 
 /* Workspace: codes [M][K], then scales [M], then group sums [M][groups],

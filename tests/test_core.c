@@ -676,7 +676,66 @@ static void test_bad_inputs(void) {
     free(X);
 }
 
+/* Linears sharing an input share the static scale; the report's loss is the
+   output MSE on the calibration sample. */
+static void test_quantize_linears(void) {
+    size_t K = 96, T = 32, i;
+    float *Wa = random_matrix(5, K, 30), *Wb = random_matrix(3, K, 31), *X = outlier_acts(T, K, 32);
+    w4a8_linear lin[2];
+    w4a8_layer *layers[2] = { NULL, NULL };
+    w4a8_calib *calib = NULL;
+    w4a8_config cfg;
+    w4a8_report rep;
+    double sum = 0;
+    size_t n;
+    lin[0].W = Wa; lin[0].N = 5; lin[0].bias = NULL; lin[0].skip_clip = 0;
+    lin[1].W = Wb; lin[1].N = 3; lin[1].bias = NULL; lin[1].skip_clip = 1;
+    w4a8_config_init(&cfg);
+    cfg.group_size = 32;
+    cfg.act_mode = W4A8_ACT_PER_TENSOR;
+    CHECK_ST(w4a8_calib_create(K, 0, T, &calib), W4A8_OK);
+    CHECK_ST(w4a8_calib_add(calib, X, T), W4A8_OK);
+    CHECK_ST(w4a8_quantize_linears(lin, 2, K, calib, &cfg, layers, &rep), W4A8_OK);
+    if (layers[0] && layers[1]) {
+        float Y0[32 * 5], Y1[32 * 3];
+        CHECK(layers[0]->act_scale == layers[1]->act_scale && layers[0]->act_scale > 0);
+        CHECK(rep.method == W4A8_METHOD_RTN && rep.act_mode == W4A8_ACT_PER_TENSOR && !rep.equalized);
+        w4a8_layer_forward(layers[0], X, T, Y0, NULL, 0);
+        w4a8_layer_forward(layers[1], X, T, Y1, NULL, 0);
+        for (i = 0; i < T; i++) {
+            for (n = 0; n < 5; n++) {
+                double y = 0, e;
+                size_t k;
+                for (k = 0; k < K; k++) y += (double)X[i * K + k] * Wa[n * K + k];
+                e = Y0[i * 5 + n] - y;
+                sum += e * e;
+            }
+            for (n = 0; n < 3; n++) {
+                double y = 0, e;
+                size_t k;
+                for (k = 0; k < K; k++) y += (double)X[i * K + k] * Wb[n * K + k];
+                e = Y1[i * 3 + n] - y;
+                sum += e * e;
+            }
+        }
+        CHECK(fabs(rep.loss - sum / (T * 8)) <= 1e-9 * rep.loss);
+    }
+    w4a8_layer_free(layers[0]);
+    w4a8_layer_free(layers[1]);
+    /* A bad second linear leaves the outputs untouched. */
+    layers[0] = layers[1] = NULL;
+    Wb[4] = NAN;
+    CHECK_ST(w4a8_quantize_linears(lin, 2, K, calib, &cfg, layers, &rep), W4A8_ERR_NONFINITE);
+    CHECK(layers[0] == NULL && layers[1] == NULL);
+    CHECK_ST(w4a8_quantize_linears(lin, 0, K, calib, &cfg, layers, &rep), W4A8_ERR_SHAPE);
+    w4a8_calib_free(calib);
+    free(Wa);
+    free(Wb);
+    free(X);
+}
+
 void tests_core(void) {
+    RUN(test_quantize_linears);
     RUN(test_status_strings);
     RUN(test_pack_roundtrip);
     RUN(test_rtn_half_step);
