@@ -282,6 +282,18 @@ typedef struct w4a8_report {
                                calibration sample of every linear; -1 without one */
 } w4a8_report;
 
+/* Equalization building blocks. Each writes s[K] (X is divided by s, the
+   weight columns multiplied by it), every s_j finite and >= 1e-5. */
+
+/* wmax[K] = max |W[n][k]| over every row of every linear. */
+W4A8_API w4a8_status w4a8_weight_absmax(const w4a8_linear *linears, size_t count, size_t K, float *wmax);
+/* SmoothQuant: s_j = max(amax_j, 1e-5)^alpha / max(wmax_j, 1e-5)^(1 - alpha). */
+W4A8_API w4a8_status w4a8_smooth_smoothquant(const float *act_absmax, const float *w_absmax, size_t K,
+                                             float alpha, float *s);
+/* FPTQ's logarithmic activation equalization: s_j = amax_j / log2(2 + amax_j),
+   from activations only. */
+W4A8_API w4a8_status w4a8_smooth_lae(const float *act_absmax, size_t K, float *s);
+
 /* Quantize `count` linears sharing an input of K channels with cfg's method;
    layers[i] receives linears[i]'s layer. calib describes the shared input
    (NULL allowed for RTN with per-token activations). report may be NULL. */
@@ -899,6 +911,60 @@ W4A8_PRIVATE w4a8_status w4a8__static_scale(const w4a8_calib *calib, const float
     }
     /* An input that was always zero still needs a valid scale. */
     *scale = amax > 0.0f ? amax / 127.0f : 1.0f;
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_weight_absmax(const w4a8_linear *lin, size_t count, size_t K, float *wmax) {
+    size_t i, n, k, nk;
+    if (!lin || !wmax) return W4A8_ERR_NULL_ARG;
+    if (count == 0 || K == 0) return W4A8_ERR_SHAPE;
+    for (i = 0; i < count; i++) {
+        if (!lin[i].W) return W4A8_ERR_NULL_ARG;
+        if (lin[i].N == 0) return W4A8_ERR_SHAPE;
+        if (w4a8__mul(lin[i].N, K, &nk)) return W4A8_ERR_OVERFLOW;
+        if (!w4a8__all_finite(lin[i].W, nk)) return W4A8_ERR_NONFINITE;
+    }
+    memset(wmax, 0, K * sizeof(float));
+    for (i = 0; i < count; i++)
+        for (n = 0; n < lin[i].N; n++)
+            for (k = 0; k < K; k++) {
+                float a = fabsf(lin[i].W[n * K + k]);
+                if (a > wmax[k]) wmax[k] = a;
+            }
+    return W4A8_OK;
+}
+
+/* The floor both papers' formulas need so that s is a valid divisor. */
+#define W4A8__SMOOTH_MIN 1e-5f
+
+W4A8_PRIVATE float w4a8__smooth_clamp(double s) {
+    return s < W4A8__SMOOTH_MIN ? W4A8__SMOOTH_MIN : (s > 1e30 ? 1e30f : (float)s);
+}
+
+W4A8_IMPL w4a8_status w4a8_smooth_smoothquant(const float *amax, const float *wmax, size_t K, float alpha,
+                                              float *s) {
+    size_t k;
+    if (!amax || !wmax || !s) return W4A8_ERR_NULL_ARG;
+    if (K == 0) return W4A8_ERR_SHAPE;
+    if (!(alpha >= 0.0f && alpha <= 1.0f)) return W4A8_ERR_CONFIG;
+    if (!w4a8__all_finite(amax, K) || !w4a8__all_finite(wmax, K)) return W4A8_ERR_NONFINITE;
+    for (k = 0; k < K; k++) {
+        double a = amax[k] > W4A8__SMOOTH_MIN ? fabs(amax[k]) : W4A8__SMOOTH_MIN;
+        double w = wmax[k] > W4A8__SMOOTH_MIN ? fabs(wmax[k]) : W4A8__SMOOTH_MIN;
+        s[k] = w4a8__smooth_clamp(pow(a, alpha) / pow(w, 1.0 - alpha));
+    }
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_smooth_lae(const float *amax, size_t K, float *s) {
+    size_t k;
+    if (!amax || !s) return W4A8_ERR_NULL_ARG;
+    if (K == 0) return W4A8_ERR_SHAPE;
+    if (!w4a8__all_finite(amax, K)) return W4A8_ERR_NONFINITE;
+    for (k = 0; k < K; k++) {
+        double a = fabs(amax[k]);
+        s[k] = w4a8__smooth_clamp(a / (log(2.0 + a) / log(2.0)));
+    }
     return W4A8_OK;
 }
 

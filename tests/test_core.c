@@ -734,7 +734,32 @@ static void test_quantize_linears(void) {
     free(X);
 }
 
+/* The equalization formulas, and their floor for dead channels. */
+static void test_smooth_formulas(void) {
+    float amax[4] = { 4.0f, 0.0f, 100.0f, 1.0f }, wmax[4] = { 0.25f, 2.0f, 0.0f, 1.0f }, s[4];
+    w4a8_linear lin[2];
+    float Wa[2 * 4] = { 1, -3, 0, 0.5f, 2, 0, 0, -1 }, Wb[4] = { -2, 1, 0, 0 }, wm[4];
+    CHECK_ST(w4a8_smooth_smoothquant(amax, wmax, 4, 0.5f, s), W4A8_OK);
+    CHECK(fabsf(s[0] - 4.0f) < 1e-6f);                       /* sqrt(4) / sqrt(0.25) */
+    CHECK(fabsf(s[1] - (float)(sqrt(1e-5) / sqrt(2.0))) < 1e-9f);
+    CHECK(fabsf(s[2] - (float)(10.0 / sqrt(1e-5))) < 1e-1f);
+    CHECK(s[3] == 1.0f);
+    CHECK_ST(w4a8_smooth_smoothquant(amax, wmax, 4, 1.5f, s), W4A8_ERR_CONFIG);
+    CHECK_ST(w4a8_smooth_lae(amax, 4, s), W4A8_OK);
+    CHECK(fabsf(s[0] - 4.0f / (float)(log(6.0) / log(2.0))) < 1e-6f);
+    CHECK(s[1] == 1e-5f);                                     /* dead channel: the floor */
+    CHECK(fabsf(s[2] - 100.0f / (float)(log(102.0) / log(2.0))) < 1e-5f);
+    CHECK(fabsf(s[3] - 1.0f / (float)(log(3.0) / log(2.0))) < 1e-7f);
+    amax[0] = NAN;
+    CHECK_ST(w4a8_smooth_lae(amax, 4, s), W4A8_ERR_NONFINITE);
+    lin[0].W = Wa; lin[0].N = 2; lin[0].bias = NULL; lin[0].skip_clip = 0;
+    lin[1].W = Wb; lin[1].N = 1; lin[1].bias = NULL; lin[1].skip_clip = 0;
+    CHECK_ST(w4a8_weight_absmax(lin, 2, 4, wm), W4A8_OK);
+    CHECK(wm[0] == 2.0f && wm[1] == 3.0f && wm[2] == 0.0f && wm[3] == 1.0f);
+}
+
 void tests_core(void) {
+    RUN(test_smooth_formulas);
     RUN(test_quantize_linears);
     RUN(test_status_strings);
     RUN(test_pack_roundtrip);
