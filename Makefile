@@ -8,30 +8,35 @@ CFLAGS  += -std=c99 -ffp-contract=off -fopenmp $(WARN)
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++11 -ffp-contract=off -fopenmp $(WARN)
 LDLIBS   = -lm
+# Debian's libstb-dev (PNG for the heatmap tool, decoding in its tests).
+STB_LIBS = -lstb
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c
-TEST_HDR = w4a8.h tests/test.h tests/smoke.h
+TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_heatmap.c
+TEST_HDR = w4a8.h tests/test.h tests/smoke.h tools/w4a8_heatmap.c
 
 .PHONY: all test check test-compilers demo clean
-all: build/test_main build/quickstart
+all: build/test_main build/quickstart build/w4a8_heatmap
 
 build:
 	@mkdir -p build
 
 build/test_main: $(TEST_SRC) tests/compile_cpp.cpp $(TEST_HDR) | build
 	$(CXX) $(CXXFLAGS) -c tests/compile_cpp.cpp -o build/compile_cpp.o
-	$(CC) $(CFLAGS) $(TEST_SRC) build/compile_cpp.o -o $@ $(LDLIBS) -lstdc++
+	$(CC) $(CFLAGS) $(TEST_SRC) build/compile_cpp.o -o $@ $(LDLIBS) $(STB_LIBS) -lstdc++
 
 build/test_san: $(TEST_SRC) tests/compile_cpp.cpp $(TEST_HDR) | build
 	$(CXX) $(CXXFLAGS) $(SAN) -c tests/compile_cpp.cpp -o build/compile_cpp_san.o
-	$(CC) $(CFLAGS) $(SAN) $(TEST_SRC) build/compile_cpp_san.o -o $@ $(LDLIBS) -lstdc++
+	$(CC) $(CFLAGS) $(SAN) $(TEST_SRC) build/compile_cpp_san.o -o $@ $(LDLIBS) $(STB_LIBS) -lstdc++
 
 build/quickstart: examples/quickstart.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
+build/w4a8_heatmap: tools/w4a8_heatmap.c w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
+
 # Everything: both compilers warning-free, the suite plain and under sanitizers.
-test: test-compilers build/test_main
+test: test-compilers build/test_main build/w4a8_heatmap
 	./build/test_main
 	$(MAKE) --no-print-directory check
 
@@ -47,6 +52,8 @@ test-compilers: | build
 	@for cxx in g++ clang++; do for std in c++11 c++17; do \
 	  echo "$$cxx -std=$$std"; \
 	  $$cxx -std=$$std -ffp-contract=off $(WARN) -fsyntax-only tests/compile_cpp.cpp || exit 1; done; done
+	@echo "clang -std=c99 tools/w4a8_heatmap.c"
+	@clang -std=c99 -ffp-contract=off $(WARN) -fsyntax-only tools/w4a8_heatmap.c
 
 demo: build/quickstart
 	./build/quickstart
