@@ -10,8 +10,8 @@ CXXFLAGS += -std=c++11 -ffp-contract=off -fopenmp $(WARN)
 LDLIBS   = -lm
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c
-TEST_HDR = w4a8.h tests/test.h tests/smoke.h
+TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_cuda_layout.c
+TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h
 
 .PHONY: all test check test-compilers demo clean
 all: build/test_main build/quickstart
