@@ -12,6 +12,7 @@
 #include "../w4a8.h"
 #include "../w4a8_cuda_layout.h"
 #include "test.h"
+#include "cuda_layers.h"
 
 /* >>ptx-spec ----------------------------------------------------------------
    mma.m16n8k32 with .s8 operands (PTX ISA, matrix fragments for
@@ -432,53 +433,6 @@ static void test_cuda_geometry(void) {
     CHECK(!w4a8__cu_geom_init(8, 8, 9, &g));
     CHECK(!w4a8__cu_geom_init((size_t)1 << 30, 8, 8, &g));
     CHECK(!w4a8__cu_geom_init(8, ((size_t)1 << 30) - 1, 1, &g)); /* G = 1 pads K 32-fold */
-}
-
-static w4a8_layer *random_layer(size_t N, size_t K, size_t G, int asym, w4a8_act_mode mode, int smooth, int folded,
-                                int bias, uint64_t seed) {
-    w4a8_layer_desc d;
-    w4a8_layer *L = NULL;
-    size_t groups = (K + (G < K ? G : K) - 1) / (G < K ? G : K), i;
-    uint8_t *codes = (uint8_t *)malloc(N * K), *zeros = (uint8_t *)malloc(N * groups);
-    float *scales = (float *)malloc(N * groups * 4), *b = (float *)malloc(N * 4), *s = (float *)malloc(K * 4);
-    for (i = 0; i < N * K; i++) codes[i] = (uint8_t)(test_rand(&seed) & 15);
-    for (i = 0; i < N * groups; i++) {
-        zeros[i] = asym ? (uint8_t)(test_rand(&seed) & 15) : 8;
-        scales[i] = (test_uniform(&seed) + 1.0f) * 0.01f; /* some exactly 0 is fine too */
-    }
-    for (i = 0; i < N; i++) b[i] = test_normal(&seed);
-    for (i = 0; i < K; i++) s[i] = 0.25f + test_uniform(&seed) + 1.0f;
-    memset(&d, 0, sizeof d);
-    d.N = N;
-    d.K = K;
-    d.group_size = G;
-    d.asymmetric = asym;
-    d.codes = codes;
-    d.scales = scales;
-    d.zeros = zeros;
-    d.bias = bias ? b : NULL;
-    d.smooth = smooth ? s : NULL;
-    d.smooth_folded = folded;
-    d.act_mode = mode;
-    d.act_scale = 0.02f;
-    d.method = W4A8_METHOD_RTN;
-    d.kernel = W4A8_KERNEL_AUTO;
-    CHECK_ST(w4a8_layer_create(&d, &L), W4A8_OK);
-    free(codes);
-    free(zeros);
-    free(scales);
-    free(b);
-    free(s);
-    return L;
-}
-
-/* Tokens with outlier channels; rows up to the workspace's mpad. */
-static float *tokens(size_t M, size_t K, uint64_t seed) {
-    size_t rows = w4a8__cu_mpad(M), i;
-    float *X = (float *)malloc(rows * K * 4);
-    for (i = 0; i < rows * K; i++) X[i] = test_normal(&seed);
-    for (i = 0; i < M; i++) X[i * K + (7 % K)] *= 40.0f;
-    return X;
 }
 
 /* The repacked words, read back through the PTX B table, are the codes. */
