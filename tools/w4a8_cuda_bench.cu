@@ -171,7 +171,8 @@ int main(int argc, char **argv) {
     do {                                                                                             \
         snprintf(line, sizeof line, __VA_ARGS__);                                                    \
         fputs(line, stdout);                                                                         \
-        if (out) fputs(line, out);                                                                   \
+        fflush(stdout);                                                                              \
+        if (out) fputs(line, out), fflush(out);                                                      \
     } while (0)
     EMIT("## w4a8 CUDA benchmark\n\n%s, sm_%d%d, %d SMs, L2 %d MiB; CUDA runtime %d, driver %d; %s.\n\n", prop.name,
          prop.major, prop.minor, prop.multiProcessorCount, l2 >> 20, rt, drv, date);
