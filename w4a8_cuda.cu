@@ -86,12 +86,31 @@ __device__ __forceinline__ void w4a8__cu_store2(__half *Y, size_t i, float v0, f
     *(__half2 *)(Y + i) = __floats2half2_rn(v0, v1);
 }
 
-/* 1 in every thread of the block when any of the M tokens had NaN or Inf:
-   then the block writes nothing, so Y stays as it was. */
-__device__ __forceinline__ int w4a8__cu_any_bad(const uint8_t *bad, int M) {
-    int b = 0;
-    for (int i = threadIdx.x; i < M; i += blockDim.x) b |= bad[i];
-    return __syncthreads_or(b);
+/* Programmatic dependent launch (sm_90 and newer): the quantization lets the
+   GEMM start at once; the GEMM fetches weights, which do not depend on it,
+   then waits for the quantization to finish and its writes to be visible.
+   No-ops on sm_80 and when launched without the attribute. */
+__device__ __forceinline__ void w4a8__cu_pdl_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void w4a8__cu_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+/* 1 in every thread of the block when any token had NaN or Inf: then the
+   block writes nothing, so Y stays as it was. The flags are mpad bytes
+   (a multiple of 16, zero past M), read 16 at a time. */
+__device__ __forceinline__ int w4a8__cu_any_bad(const uint8_t *bad, int mpad) {
+    uint32_t b = 0;
+    for (int i = threadIdx.x; i < mpad / 16; i += blockDim.x) {
+        const uint4 v = ((const uint4 *)bad)[i];
+        b |= v.x | v.y | v.z | v.w;
+    }
+    return __syncthreads_or(b != 0);
 }
 
 /* >>quantize ---------------------------------------------------------------- */
@@ -116,6 +135,7 @@ template <typename TI> __global__ void __launch_bounds__(W4A8__CU_QT) w4a8__cu_q
     __shared__ float wmax[W4A8__CU_QT / 32];
     __shared__ int wbad[W4A8__CU_QT / 32];
     const int m = blockIdx.x, tid = threadIdx.x;
+    w4a8__cu_pdl_launch();
     if (m >= a.M) {
         for (int g = tid; g < a.groups; g += W4A8__CU_QT) a.gs[(size_t)g * a.mpad + m] = 0;
         if (tid == 0) {
@@ -204,7 +224,6 @@ template <int MT, typename TO> __global__ void __launch_bounds__(256) w4a8__cu_s
     unsigned char *meta = (unsigned char *)w4a8__cu_smem + CH * MT * 256 * 4;
     const uint32_t meta_s = (uint32_t)__cvta_generic_to_shared(meta);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nb = blockIdx.x;
-    if (w4a8__cu_any_bad(a.bad, a.M)) return;
     const int nch = (a.steps + CH - 1) / CH;
 
     /* Scales, zeros and group sums of the groups ending in chunk c, by slot:
@@ -222,14 +241,21 @@ template <int MT, typename TO> __global__ void __launch_bounds__(256) w4a8__cu_s
                 w4a8__cu_cp16(mb + CH * 160 + (s * 16 + (r - 10) * 4) * 4, a.gs + (size_t)g * a.mpad + (r - 10) * 4, true);
         }
     };
+    /* A warp's U steps of chunk c: weight words, then token codes. */
     uint4 wv[U];
     uint32_t bv[U][MT][2];
-    auto load = [&](int c) {
+    auto load_w = [&](int c) {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int j = c * CH + warp * U + u;
+            if (j < a.steps) wv[u] = __ldg((const uint4 *)(a.words + w4a8__cu_word_at(nb, j, lane, 0, a.steps_pad)));
+        }
+    };
+    auto load_x = [&](int c) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int j = c * CH + warp * U + u;
             if (j >= a.steps) continue;
-            wv[u] = __ldg((const uint4 *)(a.words + w4a8__cu_word_at(nb, j, lane, 0, a.steps_pad)));
 #pragma unroll
             for (int tb = 0; tb < MT; tb++)
 #pragma unroll
@@ -247,9 +273,12 @@ template <int MT, typename TO> __global__ void __launch_bounds__(256) w4a8__cu_s
         y[q] = 0.0f;
         racc[q] = 0;
     }
+    load_w(0);
+    w4a8__cu_pdl_wait();
+    if (w4a8__cu_any_bad(a.bad, a.mpad)) return;
     load_meta(0);
     w4a8__cu_commit();
-    load(0);
+    load_x(0);
     for (int c = 0; c < nch; c++) {
         int32_t acc[2][MT][4];
 #pragma unroll
@@ -286,7 +315,8 @@ template <int MT, typename TO> __global__ void __launch_bounds__(256) w4a8__cu_s
         }
         if (c + 1 < nch) { /* in flight while the chunk is reduced */
             load_meta(c + 1);
-            load(c + 1);
+            load_w(c + 1);
+            load_x(c + 1);
         }
         w4a8__cu_commit();
         w4a8__cu_wait<1>();
@@ -329,39 +359,58 @@ __global__ void __launch_bounds__((BM / WM) * (BN / 32) * 32, 1) w4a8__cu_mma_ge
     const uint32_t sbase = (uint32_t)__cvta_generic_to_shared(w4a8__cu_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wm = warp / WN, wn = warp % WN;
     const int n0 = blockIdx.x * BN, m0 = blockIdx.y * BM;
-    if (w4a8__cu_any_bad(a.bad, a.M)) return;
     const int nst = a.steps_pad / W4A8__CU_SPS;
 
-    auto load_stage = [&](int st) {
+    /* Stage st, weight side: the B tile, and scales and zeros of each group
+       that ends in the stage. */
+    auto load_w = [&](int st) {
         const uint32_t sa = sbase + (st % ST) * SB;
-        for (int q = tid; q < BM * 8; q += T) { /* activations: rows past M read as zeros */
-            const int r = q >> 3, c = q & 7, m = m0 + r;
-            w4a8__cu_cp16(sa + w4a8__cu_a_off(r, c), a.codes + (size_t)(m < a.M ? m : 0) * a.kpad + st * 128 + c * 16,
-                          m < a.M);
-        }
-        for (int q = tid; q < WN * 128; q += T) /* weights: WN runs of 2 KB */
+        for (int q = tid; q < WN * 128; q += T) /* WN runs of 2 KB */
             w4a8__cu_cp16(sa + OB + q * 16, a.words + 4 * w4a8__cu_b_src(n0 / 32 + (q >> 7), st, q & 127, a.steps_pad),
                           true);
-        for (int u = 0; u < W4A8__CU_SPS; u++) { /* per group ending here: scales, zeros, group sums */
+        for (int u = 0; u < W4A8__CU_SPS; u++) {
             const int g = w4a8__cu_group_end(st * W4A8__CU_SPS + u, a.spg, a.steps);
             if (g < 0) continue;
-            for (int q = tid; q < BN / 4 + BN / 16 + BM / 4; q += T) {
+            for (int q = tid; q < BN / 4 + BN / 16; q += T) {
                 if (q < BN / 4) {
                     w4a8__cu_cp16(sa + OSC + (u * BN + q * 4) * 4, a.scales + (size_t)g * a.npad + n0 + q * 4, true);
-                } else if (q < BN / 4 + BN / 16) {
+                } else {
                     const int r = q - BN / 4;
                     w4a8__cu_cp16(sa + OZ + u * BN + r * 16, a.zeros + (size_t)g * a.npad + n0 + r * 16, true);
-                } else {
-                    const int r = q - BN / 4 - BN / 16, row = m0 + 4 * r;
-                    w4a8__cu_cp16(sa + OGS + (u * BM + 4 * r) * 4, a.gs + (size_t)g * a.mpad + (row < a.mpad ? row : 0),
-                                  row < a.mpad);
                 }
             }
         }
     };
+    /* Stage st, activation side: the A tile (rows past M read as zeros) and
+       the group sums of the groups ending in it. */
+    auto load_x = [&](int st) {
+        const uint32_t sa = sbase + (st % ST) * SB;
+        for (int q = tid; q < BM * 8; q += T) {
+            const int r = q >> 3, c = q & 7, m = m0 + r;
+            w4a8__cu_cp16(sa + w4a8__cu_a_off(r, c), a.codes + (size_t)(m < a.M ? m : 0) * a.kpad + st * 128 + c * 16,
+                          m < a.M);
+        }
+        for (int u = 0; u < W4A8__CU_SPS; u++) {
+            const int g = w4a8__cu_group_end(st * W4A8__CU_SPS + u, a.spg, a.steps);
+            if (g < 0) continue;
+            for (int r = tid; r < BM / 4; r += T) {
+                const int row = m0 + 4 * r;
+                w4a8__cu_cp16(sa + OGS + (u * BM + 4 * r) * 4, a.gs + (size_t)g * a.mpad + (row < a.mpad ? row : 0),
+                              row < a.mpad);
+            }
+        }
+    };
 
+    /* The first stages' weights fly before the quantization is done; they
+       join the first commit group, so group st still completes stage st. */
+    for (int st = 0; st < ST - 1 && st < nst; st++) load_w(st);
+    w4a8__cu_pdl_wait();
+    if (w4a8__cu_any_bad(a.bad, a.mpad)) {
+        w4a8__cu_wait<0>();
+        return;
+    }
     for (int st = 0; st < ST - 1; st++) {
-        if (st < nst) load_stage(st);
+        if (st < nst) load_x(st);
         w4a8__cu_commit();
     }
     const int32_t init = a.magic ? (int32_t)W4A8__CU_MAGIC : 0;
@@ -380,7 +429,10 @@ __global__ void __launch_bounds__((BM / WM) * (BN / 32) * 32, 1) w4a8__cu_mma_ge
     for (int st = 0; st < nst; st++) {
         w4a8__cu_wait<ST - 2>(); /* stage st has landed (for this thread) */
         __syncthreads();         /* ... for all, and all are done with stage st - 1 */
-        if (st + ST - 1 < nst) load_stage(st + ST - 1);
+        if (st + ST - 1 < nst) {
+            load_w(st + ST - 1);
+            load_x(st + ST - 1);
+        }
         w4a8__cu_commit();
         const unsigned char *sb = smem + (st % ST) * SB;
         const uint32_t sa = sbase + (st % ST) * SB;
@@ -447,7 +499,7 @@ __global__ void __launch_bounds__((BM / WM) * (BN / 32) * 32, 1) w4a8__cu_mma_ge
 
 struct w4a8_cuda_layer {
     w4a8__cu_geom geo;
-    int device, sms, has_big, per_token;
+    int device, sms, has_big, pdl, per_token;
     float act_scale, act_inv;
     uint32_t *words;
     float *scales;
@@ -524,6 +576,7 @@ extern "C" w4a8_status w4a8_cuda_upload(const w4a8_layer *L, w4a8_cuda_layer **o
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, D->device);
     if (e == cudaSuccess && major < 8) e = cudaErrorNoKernelImageForDevice; /* mma.sync s8 m16n8k32 needs sm_80 */
     D->has_big = optin >= w4a8__cu_big_smem;
+    D->pdl = major >= 9;
     if (e == cudaSuccess && (e = w4a8__cu_set_smem<float>(D->has_big)) == cudaSuccess)
         e = w4a8__cu_set_smem<__half>(D->has_big);
     if (e != cudaSuccess) {
@@ -575,21 +628,35 @@ static unsigned char *w4a8__cu_align(const void *ws) {
     return (unsigned char *)((p + 255) / 256 * 256);
 }
 
+/* One GEMM launch; with pdl, allowed to start before the quantization ends. */
+static cudaError_t w4a8__cu_go(void (*kernel)(w4a8__cu_gargs), dim3 grid, int threads, int smem, int pdl,
+                               const w4a8__cu_gargs &g, cudaStream_t s) {
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3((unsigned)threads);
+    cfg.dynamicSmemBytes = (size_t)smem;
+    cfg.stream = s;
+    at.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at.val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = &at;
+    cfg.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, g);
+}
+
 template <typename TO>
-static cudaError_t w4a8__cu_launch(w4a8_cuda_kernel k, const w4a8__cu_gargs &g, cudaStream_t s) {
-    const unsigned gm_big = (unsigned)((g.M + W4A8__CU_BIG_BM - 1) / W4A8__CU_BIG_BM);
-    const unsigned gm_mid = (unsigned)((g.M + W4A8__CU_MID_BM - 1) / W4A8__CU_MID_BM);
-    if (k == W4A8_CUDA_KERNEL_SMALL && g.M <= 8)
-        w4a8__cu_small<1, TO><<<g.npad / 32, 256, W4A8__CU_SMALL_BYTES(1), s>>>(g);
-    else if (k == W4A8_CUDA_KERNEL_SMALL)
-        w4a8__cu_small<2, TO><<<g.npad / 32, 256, W4A8__CU_SMALL_BYTES(2), s>>>(g);
-    else if (k == W4A8_CUDA_KERNEL_BIG)
-        w4a8__cu_mma_gemm<W4A8__CU_BIG_BM, W4A8__CU_BIG_BN, W4A8__CU_BIG_WM, TO>
-            <<<dim3(g.npad / W4A8__CU_BIG_BN, gm_big), 256, w4a8__cu_big_smem, s>>>(g);
-    else
-        w4a8__cu_mma_gemm<W4A8__CU_MID_BM, W4A8__CU_MID_BN, W4A8__CU_MID_WM, TO>
-            <<<dim3(g.npad / W4A8__CU_MID_BN, gm_mid), 128, w4a8__cu_mid_smem, s>>>(g);
-    return cudaGetLastError();
+static cudaError_t w4a8__cu_launch(w4a8_cuda_kernel k, int pdl, const w4a8__cu_gargs &g, cudaStream_t s) {
+    const unsigned nb = (unsigned)g.npad;
+    if (k == W4A8_CUDA_KERNEL_SMALL)
+        return g.M <= 8 ? w4a8__cu_go(w4a8__cu_small<1, TO>, dim3(nb / 32), 256, W4A8__CU_SMALL_BYTES(1), pdl, g, s)
+                        : w4a8__cu_go(w4a8__cu_small<2, TO>, dim3(nb / 32), 256, W4A8__CU_SMALL_BYTES(2), pdl, g, s);
+    if (k == W4A8_CUDA_KERNEL_BIG)
+        return w4a8__cu_go(w4a8__cu_mma_gemm<W4A8__CU_BIG_BM, W4A8__CU_BIG_BN, W4A8__CU_BIG_WM, TO>,
+                           dim3(nb / W4A8__CU_BIG_BN, (unsigned)((g.M + W4A8__CU_BIG_BM - 1) / W4A8__CU_BIG_BM)), 256,
+                           w4a8__cu_big_smem, pdl, g, s);
+    return w4a8__cu_go(w4a8__cu_mma_gemm<W4A8__CU_MID_BM, W4A8__CU_MID_BN, W4A8__CU_MID_WM, TO>,
+                       dim3(nb / W4A8__CU_MID_BN, (unsigned)((g.M + W4A8__CU_MID_BM - 1) / W4A8__CU_MID_BM)), 128,
+                       w4a8__cu_mid_smem, pdl, g, s);
 }
 
 extern "C" w4a8_status w4a8_cuda_forward_kernel(const w4a8_cuda_layer *L, const void *X, w4a8_cuda_dtype xt,
@@ -661,7 +728,7 @@ extern "C" w4a8_status w4a8_cuda_forward_kernel(const w4a8_cuda_layer *L, const 
     a.spg = q.spg;
     a.magic = w4a8__cu_use_magic(q.G);
     a.vec2 = g->N % 2 == 0 && (uintptr_t)Y % (2 * ysz) == 0;
-    W4A8__CU_TRY(yt == W4A8_CUDA_F16 ? w4a8__cu_launch<__half>(k, a, s) : w4a8__cu_launch<float>(k, a, s));
+    W4A8__CU_TRY(yt == W4A8_CUDA_F16 ? w4a8__cu_launch<__half>(k, L->pdl, a, s) : w4a8__cu_launch<float>(k, L->pdl, a, s));
     return W4A8_OK;
 }
 
