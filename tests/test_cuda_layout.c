@@ -151,9 +151,10 @@ static void emu_quantize(emu *e, const float *X) {
     }
 }
 
+/* w4a8__cu_any_bad: every flag up to mpad (zero past M). */
 static int emu_any_bad(const emu *e) {
     int m, b = 0;
-    for (m = 0; m < e->M; m++) b |= e->bad[m];
+    for (m = 0; m < e->mpad; m++) b |= e->bad[m];
     return b;
 }
 
