@@ -19,7 +19,9 @@
                   fragments. Each group ends with the float step of every
                   accumulator; its scales, zeros and group sums arrive in
                   the stage that ends it.
-   Neither splits the float sum over groups: the bits are the CPU's. */
+   Neither splits the float sum over groups: the bits are the CPU's. On
+   sm_90 the GEMM is launched as a programmatic dependent of the
+   quantization, so it starts fetching weights before the codes are ready. */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdlib.h>

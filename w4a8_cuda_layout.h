@@ -45,7 +45,7 @@
    Groups up to W4A8__CU_MAGIC_GROUP long start their accumulators at the
    bits of 1.5 * 2^23: then (acc - z*gsum) read as a float, minus 1.5 * 2^23,
    is (float)(true sum) exactly, with two full-rate instructions instead of
-   a quarter-rate conversion. */
+   an int-to-float conversion, which issues at a fraction of their rate. */
 #ifndef W4A8_CUDA_LAYOUT_H
 #define W4A8_CUDA_LAYOUT_H
 
