@@ -7,6 +7,11 @@
 # its own timeout, and a failing step does not stop the later ones.
 #
 #   tools/cuda_device_check.sh                 # or: OUT=/some/dir tools/cuda_device_check.sh
+#
+# It builds with the machine's nvcc (PATH or /usr/local/cuda/bin). Without
+# one, carry build/ from a machine that ran `make cuda`: test_cuda links the
+# CUDA runtime statically, the benchmark needs libcublas of the same CUDA,
+# and both need a driver for that CUDA (13.0 here: r580 or newer).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build/device_check}
