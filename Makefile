@@ -12,10 +12,20 @@ LDLIBS   = -lm
 STB_LIBS = -lstb
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_heatmap.c
-TEST_HDR = w4a8.h tests/test.h tests/smoke.h tools/w4a8_heatmap.c
+TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_heatmap.c tests/test_cuda_layout.c
+TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c
 
-.PHONY: all test check test-compilers demo clean
+# CUDA (optional): nvcc from PATH, else /usr/local/cuda. sm_80 and sm_90
+# code, plus sm_90 PTX for newer GPUs. -fmad=false is a second guard: the
+# kernels already spell every float operation with __fmul_rn/__fadd_rn.
+NVCC    ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+NVARCH   = -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+           -gencode arch=compute_90,code=compute_90
+NVFLAGS ?= -O3
+NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
+CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
+
+.PHONY: all test check test-compilers demo clean cuda test-cuda bench-cuda
 all: build/test_main build/quickstart build/w4a8_heatmap
 
 build:
@@ -35,10 +45,14 @@ build/quickstart: examples/quickstart.c w4a8.h | build
 build/w4a8_heatmap: tools/w4a8_heatmap.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
 
-# Everything: both compilers warning-free, the suite plain and under sanitizers.
+# Everything: both compilers warning-free, the suite plain and under sanitizers;
+# where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
 test: test-compilers build/test_main build/w4a8_heatmap
 	./build/test_main
 	$(MAKE) --no-print-directory check
+ifneq ($(NVCC),)
+	$(MAKE) --no-print-directory test-cuda
+endif
 
 # The suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 check: build/test_san
@@ -54,6 +68,26 @@ test-compilers: | build
 	  $$cxx -std=$$std -ffp-contract=off $(WARN) -fsyntax-only tests/compile_cpp.cpp || exit 1; done; done
 	@echo "clang -std=c99 tools/w4a8_heatmap.c"
 	@clang -std=c99 -ffp-contract=off $(WARN) -fsyntax-only tools/w4a8_heatmap.c
+
+build/w4a8_cuda.o: w4a8_cuda.cu $(CUDA_HDR) | build
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+build/test_cuda: tests/test_cuda.cu build/w4a8_cuda.o $(CUDA_HDR) tests/test.h tests/cuda_layers.h | build
+	$(NVCC) $(NVFLAGS) $< build/w4a8_cuda.o -o $@ -lgomp
+
+build/w4a8_cuda_bench: tools/w4a8_cuda_bench.cu build/w4a8_cuda.o $(CUDA_HDR) | build
+	$(NVCC) $(NVFLAGS) $< build/w4a8_cuda.o -o $@ -lcublasLt -lcublas -lgomp
+
+# The CUDA companion, its device tests and its benchmark.
+cuda: | build
+	@test -n "$(NVCC)" || { echo "make cuda: nvcc not found (PATH or /usr/local/cuda/bin)"; exit 1; }
+	$(MAKE) --no-print-directory build/w4a8_cuda.o build/test_cuda build/w4a8_cuda_bench
+
+test-cuda: cuda
+	./build/test_cuda
+
+bench-cuda: cuda
+	./build/w4a8_cuda_bench
 
 demo: build/quickstart
 	./build/quickstart

@@ -168,7 +168,8 @@ extern "C" {
     X(W4A8_ERR_FILE_TRUNCATED, "the file is shorter than its header says")           \
     X(W4A8_ERR_FILE_FORMAT, "not a w4a8 layer file, or a field is invalid")          \
     X(W4A8_ERR_FILE_VERSION, "the file has a format version this build cannot read") \
-    X(W4A8_ERR_FILE_CHECKSUM, "the file's checksum does not match: it is corrupted")
+    X(W4A8_ERR_FILE_CHECKSUM, "the file's checksum does not match: it is corrupted") \
+    X(W4A8_ERR_DEVICE, "a CUDA call failed (w4a8_cuda_error_str names the error)")
 
 #define W4A8__STATUS_ENUM(name, msg) name,
 typedef enum w4a8_status { W4A8_STATUS_LIST(W4A8__STATUS_ENUM) W4A8_STATUS_COUNT } w4a8_status;

@@ -53,6 +53,7 @@ static inline float test_normal(uint64_t *s) {
 
 void tests_core(void);
 void tests_heatmap(void);
+void tests_cuda_layout(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
 

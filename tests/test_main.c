@@ -12,6 +12,7 @@ int main(void) {
     printf("w4a8 %s tests\n", w4a8_version());
     tests_core();
     tests_heatmap();
+    tests_cuda_layout();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
     printf("%d passed, %d failed\n", test_passed, test_failed);
