@@ -10,11 +10,11 @@ CXXFLAGS += -std=c++11 -ffp-contract=off -fopenmp $(WARN)
 LDLIBS   = -lm
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c
-TEST_HDR = w4a8.h tests/test.h tests/smoke.h
+TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_llama2.c
+TEST_HDR = w4a8.h tests/test.h tests/smoke.h examples/llama2_w4a8.c
 
 .PHONY: all test check test-compilers demo clean
-all: build/test_main build/quickstart
+all: build/test_main build/quickstart build/llama2_w4a8
 
 build:
 	@mkdir -p build
@@ -28,6 +28,9 @@ build/test_san: $(TEST_SRC) tests/compile_cpp.cpp $(TEST_HDR) | build
 	$(CC) $(CFLAGS) $(SAN) $(TEST_SRC) build/compile_cpp_san.o -o $@ $(LDLIBS) -lstdc++
 
 build/quickstart: examples/quickstart.c w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+build/llama2_w4a8: examples/llama2_w4a8.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # Everything: both compilers warning-free, the suite plain and under sanitizers.
@@ -48,8 +51,22 @@ test-compilers: | build
 	  echo "$$cxx -std=$$std"; \
 	  $$cxx -std=$$std -ffp-contract=off $(WARN) -fsyntax-only tests/compile_cpp.cpp || exit 1; done; done
 
-demo: build/quickstart
-	./build/quickstart
+# The demo: every method on a real llama2.c checkpoint over a few windows
+# (MODEL=, or the shared stories260K when DATA has it), else the synthetic quickstart.
+DATA      ?= ../shared/data
+MODEL     ?=
+TOKENIZER ?= $(DATA)/tok512.bin
+TEXT      ?= $(DATA)/tinystories_valid_first1000.txt
+WINDOWS   ?= 8
+demo: build/quickstart build/llama2_w4a8
+	@model="$(MODEL)"; [ -n "$$model" ] || model="$(DATA)/stories260K.bin"; \
+	if [ -n "$(MODEL)" ] || [ -f "$$model" ]; then \
+	  echo "demo: W4A8 methods on the llama2.c checkpoint $$model, first $(WINDOWS) windows"; \
+	  ./build/llama2_w4a8 --model "$$model" --tokenizer "$(TOKENIZER)" --text "$(TEXT)" --windows $(WINDOWS); \
+	else \
+	  echo "demo: no checkpoint at $$model (set MODEL= or DATA=), so the synthetic quickstart"; \
+	  ./build/quickstart; \
+	fi
 
 clean:
 	rm -rf build
