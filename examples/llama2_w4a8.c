@@ -396,7 +396,7 @@ LLAMA2_API void llama2_tokenizer_free(llama2_tokenizer *t) {
    int32 length, bytes. The file does not store the count, so the whole file
    is parsed and its count compared with the model's vocab_size. */
 LLAMA2_API llama2_status llama2_tokenizer_load_mem(const void *buffer, size_t bytes, int vocab_size,
-                                               llama2_tokenizer *out) {
+                                                   llama2_tokenizer *out) {
     const unsigned char *b = (const unsigned char *)buffer;
     size_t p = 4, count = 0, text_bytes = 0;
     llama2_tokenizer t;
@@ -526,7 +526,7 @@ LLAMA2_API llama2__merge llama2__heap_pop(llama2__merge *h, size_t *n) {
 
 /* Push the merge of nodes a and b if their concatenation is a piece. */
 LLAMA2_API void llama2__try_merge(const llama2_tokenizer *t, const int *tok, const unsigned *ver, char *buf, int a,
-                              int b, llama2__merge *heap, size_t *n) {
+                                  int b, llama2__merge *heap, size_t *n) {
     const llama2_piece *x, *y;
     llama2__merge e;
     if (a < 0 || b < 0) return;
@@ -619,12 +619,14 @@ LLAMA2_API const char *llama2_decode(const llama2_tokenizer *t, int prev, int to
     return s;
 }
 
-LLAMA2_API int llama2__space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+LLAMA2_API int llama2__space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
 
 /* The evaluation stream: every story (split on the line "<|endoftext|>",
    stripped, empty ones skipped) as BOS + encode(story). */
 LLAMA2_API llama2_status llama2_encode_stories(const llama2_tokenizer *t, const char *text, size_t len, int **ids,
-                                           size_t *n_ids) {
+                                               size_t *n_ids) {
     static const char sep[] = "<|endoftext|>";
     size_t seplen = sizeof sep - 1, pos = 0, n = 0, cap = 0;
     int *all = NULL;
@@ -797,7 +799,7 @@ LLAMA2_API w4a8_status llama2__qforward(const w4a8_layer *L, const float *X, siz
 
 /* Layer l's linear `which` on X[T][K]: FP32, or its w4a8_layer. */
 LLAMA2_API llama2_status llama2_linear(const llama2_model *m, const llama2_qmodel *q, llama2_state *s, int l, int which,
-                                   const float *X, size_t T, float *Y) {
+                                       const float *X, size_t T, float *Y) {
     size_t N, K;
     const float *W = llama2__weight(m, l, which, &N, &K);
     if (q) return llama2__qforward(q->lin[l * LLAMA2_LINEARS + which], X, T, Y, s) == W4A8_OK ? LLAMA2_OK
@@ -807,7 +809,7 @@ LLAMA2_API llama2_status llama2_linear(const llama2_model *m, const llama2_qmode
 }
 
 LLAMA2_API int llama2__call_hook(llama2_hook hook, void *user, int layer, llama2_input which, const float *X, size_t T,
-                             size_t K) {
+                                 size_t K) {
     static const char *const names[] = { "qkv", "wo", "w13", "w2" };
     char name[32];
     if (!hook) return 0;
@@ -843,7 +845,7 @@ LLAMA2_API void llama2__attention(const llama2_model *m, llama2_state *s, int l,
 /* tokens[0..T) at positions pos0..pos0+T-1; logits[T][vocab] or NULL. With
    q, the W4A8 model (its folded gammas, its layers); else FP32. */
 LLAMA2_API llama2_status llama2_forward(const llama2_model *m, const llama2_qmodel *q, llama2_state *s, const int *tokens,
-                                    size_t T, size_t pos0, float *logits, llama2_hook hook, void *user) {
+                                        size_t T, size_t pos0, float *logits, llama2_hook hook, void *user) {
     size_t D, H, kv, t, i;
     const float *g_att, *g_ffn, *g_final;
     llama2_status st = LLAMA2_OK;
@@ -910,7 +912,7 @@ LLAMA2_API void llama2_calibs_free(llama2_calibs *cs) {
 }
 
 LLAMA2_API int llama2__calib_hook(void *user, const char *name, int layer, llama2_input which, const float *X, size_t T,
-                              size_t K) {
+                                  size_t K) {
     llama2_calibs *cs = (llama2_calibs *)user;
     size_t i = which == LLAMA2_IN_CLS ? cs->count - 1 : (size_t)layer * LLAMA2_INPUTS_PER_LAYER + which;
     (void)name, (void)K;
@@ -922,7 +924,7 @@ LLAMA2_API int llama2__calib_hook(void *user, const char *name, int layer, llama
    has what it needs) of every linear's input over n_seqs sequences of len
    tokens, from the FP32 model. */
 LLAMA2_API llama2_status llama2_calibrate(const llama2_model *m, const int *seqs, size_t n_seqs, size_t len,
-                                      llama2_calibs *out, w4a8_status *wst) {
+                                          llama2_calibs *out, w4a8_status *wst) {
     llama2_calibs cs;
     llama2_state *s = NULL;
     llama2_status st;
@@ -1177,7 +1179,7 @@ LLAMA2_API void llama2__log_softmax(const float *x, size_t n, double *out) {
    per-window sums are added in window order, so the result is the same for
    every thread count. */
 LLAMA2_API llama2_status llama2_evaluate(const llama2_entry *e, size_t n_entries, const int *stream, size_t n_windows,
-                                     llama2_metrics *out) {
+                                         llama2_metrics *out) {
     const llama2_model *m = e[0].m;
     size_t V = (size_t)m->c.vocab_size, T = LLAMA2_WINDOW - 1, r, w;
     llama2_metrics *per = (llama2_metrics *)calloc(n_windows * n_entries + 1, sizeof *per);
@@ -1240,7 +1242,9 @@ LLAMA2_API llama2_status llama2_evaluate(const llama2_entry *e, size_t n_entries
     return st;
 }
 
-LLAMA2_API double llama2_ppl(const llama2_metrics *mt) { return exp(mt->nll / (double)mt->tokens); }
+LLAMA2_API double llama2_ppl(const llama2_metrics *mt) {
+    return exp(mt->nll / (double)mt->tokens);
+}
 
 /* >>outliers --------------------------------------------------------------- */
 
