@@ -1551,8 +1551,9 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         printf("[%s] evaluated in %.1f s\n\n", tag, llama2__now() - t0);
         fp32_ppl = llama2_ppl(&mt[0]);
         emit(md, "### %s\n\n", title);
-        emit(md, "%zu windows, %zu scored tokens; calibration: %s; activation modes per layer class as the method chose.\n\n",
-             n_windows, mt[0].tokens, calib_desc);
+        emit(md, "%zu windows, %zu scored tokens; calibration: %s; classifier %s; activation modes per layer "
+                 "class as the method chose.\n\n",
+             n_windows, mt[0].tokens, calib_desc, o->quantize_cls ? "W4A8 too" : "FP32");
         if (has_orig) {
             double rel = fabs(fp32_ppl - llama2_ppl(&mt[1])) / llama2_ppl(&mt[1]);
             emit(md, "FP32 check: variant PPL %.6f, original %.6f, relative difference %.1e (%s), KL %.1e.\n\n",
