@@ -12,8 +12,10 @@ LDLIBS   = -lm
 STB_LIBS = -lstb
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_heatmap.c tests/test_cuda_layout.c
-TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c
+TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_heatmap.c tests/test_cuda_layout.c \
+           tests/test_llama2.c
+TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c \
+           examples/llama2_w4a8.c
 
 # CUDA (optional): nvcc from PATH, else /usr/local/cuda. sm_80 and sm_90
 # code, plus sm_90 PTX for newer GPUs. -fmad=false is a second guard: the
@@ -26,7 +28,7 @@ NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wa
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
 .PHONY: all test check test-compilers demo clean cuda test-cuda bench-cuda
-all: build/test_main build/quickstart build/w4a8_heatmap
+all: build/test_main build/quickstart build/w4a8_heatmap build/llama2_w4a8
 
 build:
 	@mkdir -p build
@@ -45,9 +47,12 @@ build/quickstart: examples/quickstart.c w4a8.h | build
 build/w4a8_heatmap: tools/w4a8_heatmap.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
 
+build/llama2_w4a8: examples/llama2_w4a8.c w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
 # where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
-test: test-compilers build/test_main build/w4a8_heatmap
+test: test-compilers build/test_main build/w4a8_heatmap build/llama2_w4a8
 	./build/test_main
 	$(MAKE) --no-print-directory check
 ifneq ($(NVCC),)
@@ -89,8 +94,22 @@ test-cuda: cuda
 bench-cuda: cuda
 	./build/w4a8_cuda_bench
 
-demo: build/quickstart
-	./build/quickstart
+# The demo: every method on a real llama2.c checkpoint over a few windows
+# (MODEL=, or the shared stories260K when DATA has it), else the synthetic quickstart.
+DATA      ?= ../shared/data
+MODEL     ?=
+TOKENIZER ?= $(DATA)/tok512.bin
+TEXT      ?= $(DATA)/tinystories_valid_first1000.txt
+WINDOWS   ?= 8
+demo: build/quickstart build/llama2_w4a8
+	@model="$(MODEL)"; [ -n "$$model" ] || model="$(DATA)/stories260K.bin"; \
+	if [ -n "$(MODEL)" ] || [ -f "$$model" ]; then \
+	  echo "demo: W4A8 methods on the llama2.c checkpoint $$model, first $(WINDOWS) windows"; \
+	  ./build/llama2_w4a8 --model "$$model" --tokenizer "$(TOKENIZER)" --text "$(TEXT)" --windows $(WINDOWS); \
+	else \
+	  echo "demo: no checkpoint at $$model (set MODEL= or DATA=), so the synthetic quickstart"; \
+	  ./build/quickstart; \
+	fi
 
 clean:
 	rm -rf build

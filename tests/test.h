@@ -54,6 +54,7 @@ static inline float test_normal(uint64_t *s) {
 void tests_core(void);
 void tests_heatmap(void);
 void tests_cuda_layout(void);
+void tests_llama2(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
 
