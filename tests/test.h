@@ -52,6 +52,7 @@ static inline float test_normal(uint64_t *s) {
 }
 
 void tests_core(void);
+void tests_methods(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
 
