@@ -208,7 +208,7 @@ typedef enum w4a8_kernel {
 typedef struct w4a8_config {
     w4a8_method method;     /* W4A8_METHOD_RTN */
     size_t group_size;      /* 128; W4A8_PER_CHANNEL for one group per row */
-    int asymmetric;         /* 0: symmetric weights, zero point 8 */
+    int asymmetric;         /* 0: symmetric weights, zero point 8 (AWQ always has zero points) */
     w4a8_act_mode act_mode; /* W4A8_ACT_PER_TOKEN */
     float act_scale;        /* 0: per-tensor scale from calibration max|x'| / 127 */
     int fold_smooth;        /* 0: forward divides X by s; 1: the caller folds 1/s upstream */
@@ -291,9 +291,11 @@ W4A8_API void w4a8_calib_free(w4a8_calib *calib);
                 grid search minimizing the output error of Q(W s)/s (weights
                 only, activations in float) on the calibration sample; then a
                 clipping search per row and group (not for skip_clip linears);
-                then RTN on AWQ's own grid (w4a8_quantize_rtn_awq), which is
-                always asymmetric and, unlike GPTQ's, does not stretch a group's
-                [min, max] to contain 0: cfg.asymmetric does not apply to it.
+                then RTN on AWQ's own grid (w4a8_quantize_rtn_awq) which, unlike
+                GPTQ's, does not stretch a group's [min, max] to contain 0. AWQ
+                always has zero points (its reference supports nothing else;
+                its scaling makes groups lopsided, which symmetric grids waste
+                half their levels on): cfg.asymmetric does not apply to it.
    GPTQ         no equalization; GPTQ's error-compensating weights from the
                 Hessian 2/T X^T X (the calibration needs with_hessian).
    FPTQ         from v = max|X|: v < fptq_low per-tensor static; fptq_low <= v
@@ -304,7 +306,8 @@ W4A8_API void w4a8_calib_free(w4a8_calib *calib);
                 weights, on the calibration sample; keeps the lowest output
                 error (report.loss). With cfg.gptq_weights only the GPTQ ones.
    cfg.gptq_weights = 1 makes the weight step GPTQ for any method (on W s,
-   with the Hessian of X / s); AWQ keeps its clipping. The per-tensor static
+   with the Hessian of X / s); AWQ keeps its clipping and uses GPTQ's
+   asymmetric grid. The per-tensor static
    scale is max_j max|X_j| / s_j / 127, or cfg.act_scale when that is > 0. */
 
 /* One of the linears that share an input (q/k/v, or gate/up): they share one
@@ -1473,13 +1476,13 @@ W4A8_IMPL w4a8_status w4a8_clip_awq(const float *W, size_t N, size_t K, size_t g
 /* --- GPTQ -------------------------------------------------------------------- */
 
 /* Lower Cholesky factor of A[K][K] in place (lower triangle read and written),
-   blocked so that the trailing update reads rows in order. 0 when a pivot
-   falls below min_pivot. */
-W4A8_PRIVATE int w4a8__cholesky(double *A, size_t K, double min_pivot) {
+   blocked: the trailing update reads a contiguous copy P of the block's
+   panel (K x 64 doubles). 0 when a pivot falls below min_pivot. */
+W4A8_PRIVATE int w4a8__cholesky(double *A, size_t K, double *P, double min_pivot) {
     const size_t B = 64;
     size_t j0;
     for (j0 = 0; j0 < K; j0 += B) {
-        size_t j1 = w4a8__min(j0 + B, K), j, r, rows = K - j1;
+        size_t j1 = w4a8__min(j0 + B, K), nb = j1 - j0, j, r, rows = K - j1;
         ptrdiff_t p;
         for (j = j0; j < j1; j++) {
             double *aj = A + j * K, dj = aj[j] - w4a8__dotd(aj + j0, aj + j0, j - j0);
@@ -1493,13 +1496,15 @@ W4A8_PRIVATE int w4a8__cholesky(double *A, size_t K, double min_pivot) {
             double *a = A + (j1 + (size_t)p) * K;
             size_t c;
             for (c = j0; c < j1; c++) a[c] = (a[c] - w4a8__dotd(a + j0, A + c * K + j0, c - j0)) / A[c * K + c];
+            memcpy(P + (size_t)p * nb, a + j0, nb * sizeof(double));
         }
         /* longest rows first: they cost the most */
         W4A8__OMP_FOR_UNEVEN
         for (p = 0; p < (ptrdiff_t)rows; p++) {
-            size_t i = K - 1 - (size_t)p, c;
-            double *a = A + i * K;
-            for (c = j1; c <= i; c++) a[c] -= w4a8__dotd(a + j0, A + c * K + j0, j1 - j0);
+            size_t i = rows - 1 - (size_t)p, c;
+            double *a = A + (j1 + i) * K + j1;
+            const double *pi = P + i * nb;
+            for (c = 0; c <= i; c++) a[c] -= w4a8__dotd(pi, P + c * nb, nb);
         }
     }
     return 1;
@@ -1610,7 +1615,7 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
                                         : w4a8__h(H, K, hscale, s, i, c);
             }
         }
-        if (w4a8__cholesky(A, K, p->delta / 2.0)) break;
+        if (w4a8__cholesky(A, K, T, p->delta / 2.0)) break;
         if (p->lambda >= 1.0) st = W4A8_ERR_SINGULAR_HESSIAN;
     }
     if (st == W4A8_OK) {
@@ -1633,12 +1638,11 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
    reconstruction loss (w - q) H (w - q)^T / 2. Rows are independent; blocks
    of columns go in order, each ending where a group the loop fits starts. */
 W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *W, size_t N,
-                                         const w4a8_config *cfg, uint8_t *codes, float *scales, uint8_t *zeros,
-                                         double *loss_sum) {
+                                         const w4a8_config *cfg, int asym, uint8_t *codes, float *scales,
+                                         uint8_t *zeros, double *loss_sum) {
     size_t K = p->K, G = w4a8__group_len(K, cfg->group_size), groups = (K + G - 1) / G;
     size_t blk = w4a8__min(cfg->gptq_block, K), i1, i2, n;
     int fit_first = cfg->gptq_static_groups || G == K;
-    int asym = cfg->asymmetric ? 1 : 0;
     double *Wd = (double *)w4a8__alloc(N * K, sizeof(double)), *E = (double *)w4a8__alloc(N * blk, sizeof(double));
     double *UT = (double *)w4a8__alloc(K * blk, sizeof(double)), *loss = (double *)w4a8__alloc(N, sizeof(double));
     ptrdiff_t r;
@@ -1751,7 +1755,7 @@ W4A8_IMPL w4a8_status w4a8_quantize_gptq(const float *W, size_t N, size_t K, con
         for (j = i; j < K; j++)
             if (!(H[i * K + j] - H[i * K + j] == 0.0)) return W4A8_ERR_NONFINITE;
     if ((st = w4a8__gptq_plan_make(H, 1.0, K, NULL, cfg, &plan)) != W4A8_OK) return st;
-    st = w4a8__gptq_rows(&plan, W, N, cfg, codes, scales, zeros, &sum);
+    st = w4a8__gptq_rows(&plan, W, N, cfg, cfg->asymmetric, codes, scales, zeros, &sum);
     if (st == W4A8_OK) {
         *damp = plan.lambda;
         *loss = sum / (double)N;
@@ -1880,7 +1884,8 @@ W4A8_PRIVATE w4a8_status w4a8__decide(w4a8__job *job, w4a8_method m, float **s, 
     return st;
 }
 
-/* The weights of one linear, W s (clipped, for AWQ), as codes, scales, zeros. */
+/* The weights of one linear, W s (clipped, for AWQ), as codes, scales, zeros.
+   AWQ always has zero points: its own grid, or GPTQ's asymmetric one. */
 W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, const w4a8_linear *lin, w4a8_method m, const float *s,
                                        const w4a8__gptq_plan *plan, uint8_t *codes, float *scales,
                                        uint8_t *zeros, double *gptq_loss) {
@@ -1906,7 +1911,8 @@ W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, const w4a8_linear *lin, w
         if (st == W4A8_OK) st = w4a8_clip_awq(Ws, N, K, cfg->group_size, Xs, T, Ws);
     }
     if (st == W4A8_OK) {
-        if (plan) st = w4a8__gptq_rows(plan, Wq, N, cfg, codes, scales, zeros, gptq_loss);
+        if (plan) st = w4a8__gptq_rows(plan, Wq, N, cfg, m == W4A8_METHOD_AWQ || cfg->asymmetric, codes, scales,
+                                       zeros, gptq_loss);
         else if (m == W4A8_METHOD_AWQ) st = w4a8_quantize_rtn_awq(Wq, N, K, cfg->group_size, codes, scales, zeros);
         else st = w4a8_quantize_rtn(Wq, N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
     }
@@ -1967,7 +1973,7 @@ W4A8_PRIVATE w4a8_status w4a8__candidate(w4a8__job *job, w4a8_method m, int gptq
         d.N = job->lin[i].N;
         d.K = K;
         d.group_size = cfg->group_size;
-        d.asymmetric = m == W4A8_METHOD_AWQ && !gptq ? 1 : cfg->asymmetric;
+        d.asymmetric = m == W4A8_METHOD_AWQ || cfg->asymmetric;
         d.codes = codes;
         d.scales = scales;
         d.zeros = zeros;

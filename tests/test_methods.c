@@ -601,6 +601,7 @@ static void test_shared_input(void) {
             CHECK(memcmp(L[0]->smooth, L[2]->smooth, K * sizeof(float)) == 0);
             CHECK(L[0]->act_scale == L[1]->act_scale && L[1]->act_scale == L[2]->act_scale);
             CHECK(L[0]->act_scale == rep.act_scale && rep.act_scale > 0);
+            CHECK(L[0]->asymmetric == (methods[m] == W4A8_METHOD_AWQ)); /* AWQ: zero points, GPTQ or not */
             for (i = 0; i < 3; i++) sum += layer_weight_loss(L[i], Ws[i], X, T) * (double)Ns[i];
                     CHECK(fabs(rep.gptq_loss - sum / 32.0) <= 1e-5 * rep.gptq_loss);
         }
