@@ -1330,7 +1330,7 @@ W4A8_PRIVATE w4a8_status w4a8__awq_loss(const w4a8_linear *lin, size_t count, si
             float *D = (float *)w4a8__alloc(W4A8__TILE * K + groups, sizeof(float)), *sc = D + W4A8__TILE * K;
             uint8_t *q = (uint8_t *)w4a8__alloc(K + groups, 1), *z = q + K;
             double acc[W4A8__TILE];
-            if (!D || !q || bad) {
+            if (!D || !q) {
 #ifdef _OPENMP
 #pragma omp atomic write
 #endif
@@ -1573,9 +1573,13 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
                                               const w4a8_config *cfg, w4a8__gptq_plan *p) {
     double *A, *T, mean = 0.0;
     w4a8__sort_key *keys = NULL;
-    size_t j;
+    size_t i, j, kk;
     w4a8_status st = W4A8_OK;
     memset(p, 0, sizeof *p);
+    if (w4a8__mul(K, K, &kk) || w4a8__mul(kk, sizeof(double), &j)) return W4A8_ERR_OVERFLOW;
+    for (i = 0; i < K; i++)
+        for (j = i; j < K; j++)
+            if (!(H[i * K + j] - H[i * K + j] == 0.0)) return W4A8_ERR_NONFINITE;
     p->K = K;
     p->dead = (unsigned char *)w4a8__alloc(K, 1);
     p->U = A = (double *)w4a8__alloc(K * K, sizeof(double));
@@ -1619,7 +1623,6 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
         if (p->lambda >= 1.0) st = W4A8_ERR_SINGULAR_HESSIAN;
     }
     if (st == W4A8_OK) {
-        size_t i, kk = K * K;
         w4a8__tri_inverse(A, T, K);
         for (i = 0; i < kk / 2; i++) { /* U = J M^-1 J: the whole array reversed */
             double t = A[i];
@@ -1744,16 +1747,11 @@ W4A8_IMPL w4a8_status w4a8_quantize_gptq(const float *W, size_t N, size_t K, con
                                          double *damp, double *loss) {
     w4a8__gptq_plan plan;
     double sum = 0.0;
-    size_t i, j, kk;
     w4a8_status st;
     if (!W || !H || !cfg || !codes || !scales || !zeros || !damp || !loss) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8__check_shape(N, K, cfg->group_size)) != W4A8_OK) return st;
     if ((st = w4a8__check_config(cfg, K)) != W4A8_OK) return st;
-    if (w4a8__mul(K, K, &kk) || w4a8__mul(kk, sizeof(double), &kk)) return W4A8_ERR_OVERFLOW;
     if (!w4a8__all_finite(W, N * K)) return W4A8_ERR_NONFINITE;
-    for (i = 0; i < K; i++)
-        for (j = i; j < K; j++)
-            if (!(H[i * K + j] - H[i * K + j] == 0.0)) return W4A8_ERR_NONFINITE;
     if ((st = w4a8__gptq_plan_make(H, 1.0, K, NULL, cfg, &plan)) != W4A8_OK) return st;
     st = w4a8__gptq_rows(&plan, W, N, cfg, cfg->asymmetric, codes, scales, zeros, &sum);
     if (st == W4A8_OK) {
@@ -1781,9 +1779,13 @@ typedef struct w4a8__job {
 /* job->ref: every linear's FP32 outputs on the sample, summed in double. */
 W4A8_PRIVATE w4a8_status w4a8__reference(w4a8__job *job) {
     const float *X = job->calib->sample;
-    size_t T = job->calib->sample_rows, K = job->K, i, rows = 0;
-    for (i = 0; i < job->count; i++) rows += job->lin[i].N;
-    job->ref = (double *)w4a8__alloc(T * rows, sizeof(double));
+    size_t T = job->calib->sample_rows, K = job->K, i, rows = 0, all;
+    for (i = 0; i < job->count; i++) {
+        if (job->lin[i].N > (size_t)-1 - rows) return W4A8_ERR_OVERFLOW;
+        rows += job->lin[i].N;
+    }
+    if (w4a8__mul(T, rows, &all)) return W4A8_ERR_OVERFLOW;
+    job->ref = (double *)w4a8__alloc(all, sizeof(double));
     if (!job->ref) return W4A8_ERR_NOMEM;
     for (i = 0, rows = 0; i < job->count; i++) {
         const w4a8_linear *l = &job->lin[i];

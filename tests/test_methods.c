@@ -648,6 +648,10 @@ static void test_bad_inputs(void) {
     c->absmax[3] = NAN; /* statistics touched by hand */
     cfg.method = W4A8_METHOD_SMOOTHQUANT;
     CHECK_ST(w4a8_quantize_linears(&l, 1, K, c, &cfg, &L, NULL), W4A8_ERR_NONFINITE);
+    c->absmax[3] = calib->absmax[3];
+    c->xtx[K + 1] = NAN;
+    cfg.method = W4A8_METHOD_GPTQ;
+    CHECK_ST(w4a8_quantize_linears(&l, 1, K, c, &cfg, &L, NULL), W4A8_ERR_NONFINITE);
     CHECK(L == NULL);
     w4a8_calib_free(c);
     CHECK_ST(w4a8_calib_hessian(calib, H), W4A8_OK);
