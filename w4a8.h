@@ -1644,7 +1644,7 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *
                                          const w4a8_config *cfg, int asym, uint8_t *codes, float *scales,
                                          uint8_t *zeros, double *loss_sum) {
     size_t K = p->K, G = w4a8__group_len(K, cfg->group_size), groups = (K + G - 1) / G;
-    size_t blk = w4a8__min(cfg->gptq_block, K), i1, i2, n;
+    size_t blk = w4a8__min(cfg->gptq_block, K), i1, i2;
     int fit_first = cfg->gptq_static_groups || G == K;
     double *Wd = (double *)w4a8__alloc(N * K, sizeof(double)), *E = (double *)w4a8__alloc(N * blk, sizeof(double));
     double *UT = (double *)w4a8__alloc(K * blk, sizeof(double)), *loss = (double *)w4a8__alloc(N, sizeof(double));
@@ -1686,7 +1686,7 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *
         }
         W4A8__OMP_FOR
         for (r = 0; r < (ptrdiff_t)((N + W4A8__TILE - 1) / W4A8__TILE); r++) {
-            size_t n0 = (size_t)r * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), i, j;
+            size_t n0 = (size_t)r * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), n, i, j;
             for (n = n0; n < n1; n++) {
                 double *w = Wd + n * K, *e = E + n * blk;
                 for (i = i1; i < i2; i++) {
@@ -1733,7 +1733,7 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *
             if (loss[row] < 0.0) loss[row] = 0.0;
         }
         *loss_sum = 0.0;
-        for (n = 0; n < N; n++) *loss_sum += loss[n];
+        for (r = 0; r < (ptrdiff_t)N; r++) *loss_sum += loss[r]; /* in order: the same sum every run */
     }
     W4A8_FREE(Wd);
     W4A8_FREE(E);
