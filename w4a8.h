@@ -1327,8 +1327,8 @@ W4A8_PRIVATE w4a8_status w4a8__awq_loss(const w4a8_linear *lin, size_t count, si
         W4A8__OMP_FOR
         for (tile = 0; tile < (ptrdiff_t)((N + W4A8__TILE - 1) / W4A8__TILE); tile++) {
             size_t n0 = (size_t)tile * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), t, k, r;
-            float *D = (float *)w4a8__alloc(W4A8__TILE * K + groups, sizeof(float)), *sc = D + W4A8__TILE * K;
-            uint8_t *q = (uint8_t *)w4a8__alloc(K + groups, 1), *z = q + K;
+            float *D = (float *)w4a8__alloc(W4A8__TILE * K + groups, sizeof(float));
+            uint8_t *q = (uint8_t *)w4a8__alloc(K + groups, 1);
             double acc[W4A8__TILE];
             if (!D || !q) {
 #ifdef _OPENMP
@@ -1336,6 +1336,8 @@ W4A8_PRIVATE w4a8_status w4a8__awq_loss(const w4a8_linear *lin, size_t count, si
 #endif
                 bad = 1;
             } else {
+                float *sc = D + W4A8__TILE * K;
+                uint8_t *z = q + K;
                 /* D = W - Q(W s)/s, the weight error the outputs see */
                 for (r = 0; r < n1 - n0; r++) {
                     const float *w = lin[i].W + (n0 + r) * K;
@@ -1381,8 +1383,8 @@ W4A8_IMPL w4a8_status w4a8_smooth_awq(const w4a8_linear *lin, size_t count, size
     G = w4a8__group_len(K, group_size);
     mean_abs = (double *)w4a8__alloc(K, sizeof(double));
     cur = (float *)w4a8__alloc(2 * K, sizeof(float));
-    best = cur + K;
     st = mean_abs && cur ? W4A8_OK : W4A8_ERR_NOMEM;
+    best = st == W4A8_OK ? cur + K : NULL;
     for (k = 0; st == W4A8_OK && k < K; k++) mean_abs[k] = calib->abssum[k] / (double)calib->tokens;
     for (i = 0; st == W4A8_OK && i < n_grid; i++) {
         w4a8__awq_scales(mean_abs, K, (double)i / n_grid, cur);
