@@ -1772,6 +1772,7 @@ typedef struct w4a8__job {
     size_t count, K;
     const w4a8_calib *calib;
     const w4a8_config *cfg;
+    int want_loss;          /* 0: nobody reads the loss (no report, not AUTO): skip it */
     double *ref;            /* FP reference outputs on the sample, per linear [T][N]; made once */
     float *awq_s;           /* AWQ's search result; made once */
     float awq_ratio;
@@ -1993,7 +1994,7 @@ W4A8_PRIVATE w4a8_status w4a8__candidate(w4a8__job *job, w4a8_method m, int gptq
     rep->act_mode = mode;
     rep->equalized = s != NULL;
     if (gptq) rep->gptq_loss = gsum / (double)rows;
-    if (st == W4A8_OK) st = w4a8__output_mse(job, made, &rep->loss);
+    if (st == W4A8_OK && job->want_loss) st = w4a8__output_mse(job, made, &rep->loss);
     if (st != W4A8_OK)
         for (i = 0; i < job->count; i++) {
             w4a8_layer_free(made[i]);
@@ -2066,6 +2067,7 @@ W4A8_IMPL w4a8_status w4a8_quantize_linears(const w4a8_linear *lin, size_t count
     job.K = K;
     job.calib = calib;
     job.cfg = cfg;
+    job.want_loss = report || cfg->method == W4A8_METHOD_AUTO;
     made = (w4a8_layer **)w4a8__alloc(count, sizeof *made);
     if (!made) return W4A8_ERR_NOMEM;
     memset(made, 0, count * sizeof *made);
