@@ -1022,63 +1022,6 @@ W4A8_IMPL w4a8_status w4a8_layer_codes(const w4a8_layer *L, uint8_t *codes) {
     return w4a8_unpack_int4(L->packed, L->N, L->K, codes);
 }
 
-/* Workspace: codes [M][K], then scales [M], then group sums [M][groups],
-   each part starting on a 64-byte boundary. */
-W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, size_t part[3]) {
-    size_t bytes[3], i;
-    if (w4a8__mul(M, L->K, &bytes[0]) || w4a8__mul(M, sizeof(float), &bytes[1]) ||
-        w4a8__mul(M, L->groups, &bytes[2]) || w4a8__mul(bytes[2], sizeof(int32_t), &bytes[2]))
-        return W4A8_ERR_OVERFLOW;
-    for (i = 0; i < 3; i++) {
-        if (bytes[i] > (size_t)-1 - 63) return W4A8_ERR_OVERFLOW;
-        part[i] = (bytes[i] + 63) & ~(size_t)63;
-    }
-    return W4A8_OK;
-}
-
-W4A8_IMPL w4a8_status w4a8_layer_workspace_size(const w4a8_layer *L, size_t M, size_t *bytes) {
-    size_t part[3];
-    w4a8_status st;
-    if (!L || !bytes) return W4A8_ERR_NULL_ARG;
-    if (M == 0) return W4A8_ERR_SHAPE;
-    if ((st = w4a8__workspace_parts(L, M, part)) != W4A8_OK) return st;
-    if (part[0] > (size_t)-1 - part[1] - part[2] - 64) return W4A8_ERR_OVERFLOW;
-    *bytes = part[0] + part[1] + part[2] + 64; /* + 64: room to align the start */
-    return W4A8_OK;
-}
-
-W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, const float *scales,
-                                      const int32_t *group_sums, size_t M, float *Y) {
-    if (!L || !codes || !scales || !group_sums || !Y) return W4A8_ERR_NULL_ARG;
-    if (M == 0) return W4A8_ERR_SHAPE;
-    w4a8__gemm_scalar(L, codes, scales, group_sums, M, Y);
-    return W4A8_OK;
-}
-
-W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, size_t M, float *Y,
-                                         void *workspace, size_t workspace_bytes) {
-    size_t need, part[3];
-    unsigned char *ws, *owned = NULL;
-    w4a8_status st;
-    if (!L || !X || !Y) return W4A8_ERR_NULL_ARG;
-    if ((st = w4a8_layer_workspace_size(L, M, &need)) != W4A8_OK) return st;
-    if (workspace && workspace_bytes < need) return W4A8_ERR_WORKSPACE;
-    if (!workspace) {
-        workspace = owned = (unsigned char *)W4A8_MALLOC(need);
-        if (!owned) return W4A8_ERR_NOMEM;
-    }
-    w4a8__workspace_parts(L, M, part);
-    ws = (unsigned char *)workspace + ((64 - (uintptr_t)workspace % 64) % 64);
-    st = w4a8_quantize_activations(X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
-                                   L->act_scale, (int8_t *)ws, (float *)(ws + part[0]),
-                                   (int32_t *)(ws + part[0] + part[1]));
-    if (st == W4A8_OK)
-        st = w4a8_layer_gemm(L, (const int8_t *)ws, (const float *)(ws + part[0]),
-                             (const int32_t *)(ws + part[0] + part[1]), M, Y);
-    W4A8_FREE(owned);
-    return st;
-}
-
 /* >>methods ---------------------------------------------------------------- */
 
 /* Loops whose iterations cost unevenly (triangular matrices). Iterations never
@@ -2095,6 +2038,65 @@ W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, co
     lin.skip_clip = 0;
     if (!out) return W4A8_ERR_NULL_ARG;
     return w4a8_quantize_linears(&lin, 1, K, calib, cfg, out, NULL);
+}
+
+/* >>layer (forward) ---------------------------------------------------------- */
+
+/* Workspace: codes [M][K], then scales [M], then group sums [M][groups],
+   each part starting on a 64-byte boundary. */
+W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, size_t part[3]) {
+    size_t bytes[3], i;
+    if (w4a8__mul(M, L->K, &bytes[0]) || w4a8__mul(M, sizeof(float), &bytes[1]) ||
+        w4a8__mul(M, L->groups, &bytes[2]) || w4a8__mul(bytes[2], sizeof(int32_t), &bytes[2]))
+        return W4A8_ERR_OVERFLOW;
+    for (i = 0; i < 3; i++) {
+        if (bytes[i] > (size_t)-1 - 63) return W4A8_ERR_OVERFLOW;
+        part[i] = (bytes[i] + 63) & ~(size_t)63;
+    }
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_workspace_size(const w4a8_layer *L, size_t M, size_t *bytes) {
+    size_t part[3];
+    w4a8_status st;
+    if (!L || !bytes) return W4A8_ERR_NULL_ARG;
+    if (M == 0) return W4A8_ERR_SHAPE;
+    if ((st = w4a8__workspace_parts(L, M, part)) != W4A8_OK) return st;
+    if (part[0] > (size_t)-1 - part[1] - part[2] - 64) return W4A8_ERR_OVERFLOW;
+    *bytes = part[0] + part[1] + part[2] + 64; /* + 64: room to align the start */
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, const float *scales,
+                                      const int32_t *group_sums, size_t M, float *Y) {
+    if (!L || !codes || !scales || !group_sums || !Y) return W4A8_ERR_NULL_ARG;
+    if (M == 0) return W4A8_ERR_SHAPE;
+    w4a8__gemm_scalar(L, codes, scales, group_sums, M, Y);
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, size_t M, float *Y,
+                                         void *workspace, size_t workspace_bytes) {
+    size_t need, part[3];
+    unsigned char *ws, *owned = NULL;
+    w4a8_status st;
+    if (!L || !X || !Y) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8_layer_workspace_size(L, M, &need)) != W4A8_OK) return st;
+    if (workspace && workspace_bytes < need) return W4A8_ERR_WORKSPACE;
+    if (!workspace) {
+        workspace = owned = (unsigned char *)W4A8_MALLOC(need);
+        if (!owned) return W4A8_ERR_NOMEM;
+    }
+    w4a8__workspace_parts(L, M, part);
+    ws = (unsigned char *)workspace + ((64 - (uintptr_t)workspace % 64) % 64);
+    st = w4a8_quantize_activations(X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
+                                   L->act_scale, (int8_t *)ws, (float *)(ws + part[0]),
+                                   (int32_t *)(ws + part[0] + part[1]));
+    if (st == W4A8_OK)
+        st = w4a8_layer_gemm(L, (const int8_t *)ws, (const float *)(ws + part[0]),
+                             (const int32_t *)(ws + part[0] + part[1]), M, Y);
+    W4A8_FREE(owned);
+    return st;
 }
 
 /* >>file ------------------------------------------------------------------- */
