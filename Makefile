@@ -12,8 +12,8 @@ LDLIBS   = -lm
 STB_LIBS = -lstb
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_heatmap.c tests/test_cuda_layout.c \
-           tests/test_llama2.c
+TEST_SRC = tests/test_main.c tests/test_core.c tests/test_methods.c tests/compile_c.c tests/test_heatmap.c \
+           tests/test_cuda_layout.c tests/test_llama2.c
 TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c \
            examples/llama2_w4a8.c
 

@@ -209,11 +209,27 @@ typedef enum w4a8_kernel {
 typedef struct w4a8_config {
     w4a8_method method;     /* W4A8_METHOD_RTN */
     size_t group_size;      /* 128; W4A8_PER_CHANNEL for one group per row */
-    int asymmetric;         /* 0: symmetric weights, zero point 8 */
+    int asymmetric;         /* 0: symmetric weights, zero point 8 (AWQ always has zero points) */
     w4a8_act_mode act_mode; /* W4A8_ACT_PER_TOKEN */
     float act_scale;        /* 0: per-tensor scale from calibration max|x'| / 127 */
     int fold_smooth;        /* 0: forward divides X by s; 1: the caller folds 1/s upstream */
     int gptq_weights;       /* 0; 1: the weight step of any method is GPTQ (FPTQ+GPTQ, AWQ+GPTQ) */
+    /* Method knobs. Defaults are the papers' / reference code's. Every knob is
+       checked whatever the method (W4A8_ERR_CONFIG). */
+    float sq_alpha;         /* 0.5: SmoothQuant's migration strength in [0, 1]
+                               (the reference picks 0.85 for Llama-2) */
+    int awq_grid;           /* 20: AWQ tries ratios r = i / awq_grid, i = 0 .. awq_grid - 1 */
+    int awq_clip;           /* 1: AWQ's clipping search (skipped for linears with skip_clip) */
+    float gptq_damp;        /* 0.01: lambda in (0, 1], H += lambda * mean(diag H) * I; doubled
+                               (up to 1) while the Cholesky factorization fails */
+    size_t gptq_block;      /* 128: columns per lazy batch update */
+    int gptq_act_order;     /* 0; 1: columns in order of decreasing H_jj. With groups shorter
+                               than K it needs gptq_static_groups = 1, so that groups stay
+                               contiguous and inference needs no column index */
+    int gptq_static_groups; /* 0: each group's scale is fitted when GPTQ reaches it, from the
+                               error-compensated weights; 1: from the original weights, first */
+    float fptq_low;         /* 15: FPTQ keeps a layer with max|x| below this per-tensor static */
+    float fptq_high;        /* 150: ... from here on per-token dynamic; in between LAE + static */
     w4a8_kernel kernel;     /* W4A8_KERNEL_AUTO */
 } w4a8_config;
 
@@ -264,6 +280,37 @@ W4A8_API void w4a8_calib_free(w4a8_calib *calib);
 
 /* >>methods ---------------------------------------------------------------- */
 
+/* A method turns calibration statistics into decisions for the linears that
+   share one input: an equalization s[K] (X is divided by s, W's columns
+   multiplied by it: exact in float up to rounding), the activation mode and
+   its static scale, and the 4-bit weights. Notation: Y = X W^T, W[N][K].
+
+   RTN          no equalization; round-to-nearest on GPTQ's grid (>>quantize).
+   SMOOTHQUANT  s_j = max|X_j|^a / max|W_j|^(1-a), a = cfg.sq_alpha, the weight
+                max over every linear that shares the input; then RTN.
+   AWQ          s_j = max(mean|X_j|^r, 1e-4) / sqrt(max(s) min(s)), r from a
+                grid search minimizing the output error of Q(W s)/s (weights
+                only, activations in float) on the calibration sample; then a
+                clipping search per row and group (not for skip_clip linears);
+                then RTN on AWQ's own grid (w4a8_quantize_rtn_awq) which, unlike
+                GPTQ's, does not stretch a group's [min, max] to contain 0. AWQ
+                always has zero points (its reference supports nothing else;
+                its scaling makes groups lopsided, which symmetric grids waste
+                half their levels on): cfg.asymmetric does not apply to it.
+   GPTQ         no equalization; GPTQ's error-compensating weights from the
+                Hessian 2/T X^T X (the calibration needs with_hessian).
+   FPTQ         from v = max|X|: v < fptq_low per-tensor static; fptq_low <= v
+                < fptq_high LAE then per-tensor static; v >= fptq_high per-token
+                dynamic, no equalization. cfg.act_mode does not apply to it.
+                Then group-wise RTN.
+   AUTO         every method above, and SmoothQuant, AWQ and FPTQ with GPTQ
+                weights, on the calibration sample; keeps the lowest output
+                error (report.loss). With cfg.gptq_weights only the GPTQ ones.
+   cfg.gptq_weights = 1 makes the weight step GPTQ for any method (on W s,
+   with the Hessian of X / s); AWQ keeps its clipping and uses GPTQ's
+   asymmetric grid. The per-tensor static
+   scale is max_j max|X_j| / s_j / 127, or cfg.act_scale when that is > 0. */
+
 /* One of the linears that share an input (q/k/v, or gate/up): they share one
    calibration, one equalization and one activation scale. */
 typedef struct w4a8_linear {
@@ -273,14 +320,32 @@ typedef struct w4a8_linear {
     int skip_clip;          /* 1: no AWQ clipping search (AWQ skips q and k) */
 } w4a8_linear;
 
+/* FPTQ's layer-wise activation strategy. */
+typedef enum w4a8_fptq_strategy {
+    W4A8_FPTQ_NONE = 0,     /* FPTQ did not run */
+    W4A8_FPTQ_STATIC,       /* v < fptq_low: per-tensor static int8 */
+    W4A8_FPTQ_LAE_STATIC,   /* fptq_low <= v < fptq_high: LAE, then per-tensor static */
+    W4A8_FPTQ_PER_TOKEN     /* v >= fptq_high: per-token dynamic, no equalization */
+} w4a8_fptq_strategy;
+
 /* What a method decided, for the user to see. */
 typedef struct w4a8_report {
-    w4a8_method method;     /* what ran; for AUTO, the winner */
+    w4a8_method method;     /* what ran; for AUTO, the winner (RTN with gptq_weights is GPTQ) */
     int gptq_weights;       /* 1: GPTQ did the weight step */
     w4a8_act_mode act_mode; /* the activation mode the layers got */
     int equalized;          /* 1: the layers carry an equalization vector */
     double loss;            /* mean squared output error, W4A8 vs FP32, over the
                                calibration sample of every linear; -1 without one */
+    float act_scale;        /* the layers' per-tensor scale; 0 per token */
+    float act_absmax;       /* v = max|x| over the calibration data; 0 without it */
+    w4a8_fptq_strategy fptq_strategy; /* FPTQ's choice; W4A8_FPTQ_NONE for other methods */
+    float awq_ratio;        /* AWQ's chosen r; -1 when AWQ did not run */
+    double awq_loss;        /* AWQ's search loss at that r (weights only); -1 without AWQ */
+    double gptq_damp;       /* the lambda GPTQ ended with; 0 without GPTQ */
+    double gptq_loss;       /* GPTQ's reconstruction loss: mean over every calibration token
+                               and output of (x.w - x.q)^2, activations in float; -1 without */
+    double auto_loss[W4A8_METHOD_COUNT][2]; /* AUTO: loss of [method][gptq_weights]; -1 when
+                               not tried (GPTQ is [W4A8_METHOD_GPTQ][1]) */
 } w4a8_report;
 
 /* Equalization building blocks. Each writes s[K] (X is divided by s, the
@@ -294,10 +359,57 @@ W4A8_API w4a8_status w4a8_smooth_smoothquant(const float *act_absmax, const floa
 /* FPTQ's logarithmic activation equalization: s_j = amax_j / log2(2 + amax_j),
    from activations only. */
 W4A8_API w4a8_status w4a8_smooth_lae(const float *act_absmax, size_t K, float *s);
+/* AWQ's search: for r = i / n_grid, i = 0 .. n_grid - 1 (r = 0 is s = 1, plain
+   RTN), s_j = max(m_j^r, 1e-4) / sqrt(max(s) min(s)) with m_j = mean|x_j| over
+   the calibration; keeps the r whose weights Q(W s)/s (AWQ's grid, groups of
+   group_size) give the least mean squared output error on calib's sample,
+   activations in float. Writes s[K], and *ratio and *loss (that error) unless
+   NULL. Needs a calibration sample (W4A8_ERR_NEED_CALIB). */
+W4A8_API w4a8_status w4a8_smooth_awq(const w4a8_linear *linears, size_t count, size_t K,
+                                     const w4a8_calib *calib, size_t group_size, int n_grid, float *s,
+                                     float *ratio, double *loss);
+/* FPTQ's layer-wise choice from v = max_j act_absmax_j; 0 <= low <= high. */
+W4A8_API w4a8_status w4a8_fptq_choose(const float *act_absmax, size_t K, float low, float high,
+                                      w4a8_fptq_strategy *strategy);
+
+/* Weight building blocks (layouts as w4a8_quantize_rtn: codes[N][K] one per
+   byte, scales and zeros [N][groups]). */
+
+/* RTN on AWQ's grid: per group scale = max(max - min, 1e-5) / 15, zero =
+   clamp(round(-min / scale), 0, 15), code = clamp(round(w / scale) + zero, 0, 15).
+   GPTQ's grid stretches [min, max] to contain 0; AWQ's does not, so a group
+   of one sign saturates at code 0 or 15. Always asymmetric. */
+W4A8_API w4a8_status w4a8_quantize_rtn_awq(const float *W, size_t N, size_t K, size_t group_size,
+                                           uint8_t *codes, float *scales, uint8_t *zeros);
+/* AWQ's clipping search on W[N][K] (already multiplied by s) for its inputs
+   X[T][K] (already divided by s; up to 512 evenly spaced tokens are used):
+   per row and group, the max-abs clip c = max|w| (1 - i/20), i = 0..9, whose
+   weights clamp(w, -c, c) on AWQ's grid give the least squared error of the
+   group's partial outputs sum_k x_k w_k. Writes the clamped weights to Wc
+   (which may be W). */
+W4A8_API w4a8_status w4a8_clip_awq(const float *W, size_t N, size_t K, size_t group_size, const float *X,
+                                   size_t T, float *Wc);
+/* GPTQ on W[N][K] for inputs whose Hessian is H[K][K] (2/T X^T X, symmetric:
+   only the upper triangle is read). cfg gives group_size, asymmetric and the
+   gptq_* knobs. Dead inputs (H_jj = 0) get H_jj = 1 and a zero weight column.
+   H += lambda mean(diag H) I; lambda starts at cfg.gptq_damp and doubles up
+   to 1 while the Cholesky factorization fails (W4A8_ERR_SINGULAR_HESSIAN when
+   even 1 fails). Writes codes, scales, zeros (groups contiguous along K, in
+   the original column order, whatever act_order), *damp = the final lambda
+   and *loss = mean over rows of (w - q) H (w - q)^T / 2, i.e. the mean squared
+   output error per token and output when H = 2/T X^T X. Double precision;
+   the same bits for any thread count. */
+W4A8_API w4a8_status w4a8_quantize_gptq(const float *W, size_t N, size_t K, const double *H,
+                                        const w4a8_config *cfg, uint8_t *codes, float *scales,
+                                        uint8_t *zeros, double *damp, double *loss);
 
 /* Quantize `count` linears sharing an input of K channels with cfg's method;
    layers[i] receives linears[i]'s layer. calib describes the shared input
-   (NULL allowed for RTN with per-token activations). report may be NULL. */
+   (NULL allowed for RTN with per-token activations; SmoothQuant, AWQ and FPTQ
+   need its statistics, AWQ and AUTO its sample, GPTQ its Hessian: else
+   W4A8_ERR_NEED_CALIB). With cfg.fold_smooth = 1 the layers record s with
+   smooth_folded = 1: the caller divides X by s (e.g. in the RMSNorm weight)
+   and the forward does not. report may be NULL. */
 W4A8_API w4a8_status w4a8_quantize_linears(const w4a8_linear *linears, size_t count, size_t K,
                                            const w4a8_calib *calib, const w4a8_config *cfg,
                                            w4a8_layer **layers, w4a8_report *report);
@@ -385,6 +497,7 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 #define W4A8_IMPLEMENTATION_DONE
 
 #include <math.h>
+#include <stdlib.h> /* qsort */
 #include <string.h>
 #ifndef W4A8_NO_STDIO
 #include <stdio.h>
@@ -503,6 +616,15 @@ W4A8_IMPL w4a8_status w4a8_config_init(w4a8_config *cfg) {
     cfg->act_mode = W4A8_ACT_PER_TOKEN;
     cfg->act_scale = 0.0f;
     cfg->fold_smooth = 0;
+    cfg->sq_alpha = 0.5f;
+    cfg->awq_grid = 20;
+    cfg->awq_clip = 1;
+    cfg->gptq_damp = 0.01f;
+    cfg->gptq_block = 128;
+    cfg->gptq_act_order = 0;
+    cfg->gptq_static_groups = 0;
+    cfg->fptq_low = 15.0f;
+    cfg->fptq_high = 150.0f;
     cfg->kernel = W4A8_KERNEL_AUTO;
     return W4A8_OK;
 }
@@ -901,6 +1023,103 @@ W4A8_IMPL w4a8_status w4a8_layer_codes(const w4a8_layer *L, uint8_t *codes) {
     return w4a8_unpack_int4(L->packed, L->N, L->K, codes);
 }
 
+/* >>methods ---------------------------------------------------------------- */
+
+/* Loops whose iterations cost unevenly (triangular matrices). Iterations never
+   share an output, so any schedule gives the same bits. */
+#ifdef _OPENMP
+#define W4A8__OMP_FOR_UNEVEN _Pragma("omp parallel for schedule(dynamic)")
+#else
+#define W4A8__OMP_FOR_UNEVEN
+#endif
+
+/* Rows per iteration of the heavy loops: a tile's rows reuse what they read. */
+#define W4A8__TILE 16
+/* AWQ's clipping search: at most this many tokens, shrink 1 - i/20 for i < 10. */
+#define W4A8__CLIP_TOKENS 512
+#define W4A8__CLIP_STEPS 10
+
+/* Dot products with fixed partial sums: vectorizable without reordering any
+   sum, so the result never depends on threads or runs. */
+W4A8_PRIVATE float w4a8__dotf(const float *a, const float *b, size_t n) {
+    float acc[8] = { 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f };
+    size_t k, l;
+    for (k = 0; k + 8 <= n; k += 8)
+        for (l = 0; l < 8; l++) acc[l] += a[k + l] * b[k + l];
+    for (; k < n; k++) acc[k & 7] += a[k] * b[k];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+W4A8_PRIVATE double w4a8__dotd(const double *a, const double *b, size_t n) {
+    double acc[4] = { 0.0, 0.0, 0.0, 0.0 };
+    size_t k, l;
+    for (k = 0; k + 4 <= n; k += 4)
+        for (l = 0; l < 4; l++) acc[l] += a[k + l] * b[k + l];
+    for (; k < n; k++) acc[k & 3] += a[k] * b[k];
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+/* Float inputs, double sums: the FP reference the losses compare against. */
+W4A8_PRIVATE double w4a8__dotfd(const float *a, const float *b, size_t n) {
+    double acc[4] = { 0.0, 0.0, 0.0, 0.0 };
+    size_t k, l;
+    for (k = 0; k + 4 <= n; k += 4)
+        for (l = 0; l < 4; l++) acc[l] += (double)a[k + l] * (double)b[k + l];
+    for (; k < n; k++) acc[k & 3] += (double)a[k] * (double)b[k];
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+W4A8_PRIVATE size_t w4a8__min(size_t a, size_t b) { return a < b ? a : b; }
+
+W4A8_PRIVATE void w4a8__minmax(const float *w, size_t n, float *lo, float *hi) {
+    size_t i;
+    *lo = *hi = w[0];
+    for (i = 1; i < n; i++) {
+        if (w[i] < *lo) *lo = w[i];
+        if (w[i] > *hi) *hi = w[i];
+    }
+}
+
+/* Every linear: weights present, N >= 1, N*K fits, weights and bias finite. */
+W4A8_PRIVATE w4a8_status w4a8__check_linears(const w4a8_linear *lin, size_t count, size_t K, size_t group_size) {
+    size_t i;
+    w4a8_status st;
+    if (!lin) return W4A8_ERR_NULL_ARG;
+    if (count == 0) return W4A8_ERR_SHAPE;
+    for (i = 0; i < count; i++) {
+        if (!lin[i].W) return W4A8_ERR_NULL_ARG;
+        if ((st = w4a8__check_shape(lin[i].N, K, group_size)) != W4A8_OK) return st;
+        if (!w4a8__all_finite(lin[i].W, lin[i].N * K) || (lin[i].bias && !w4a8__all_finite(lin[i].bias, lin[i].N)))
+            return W4A8_ERR_NONFINITE;
+    }
+    return W4A8_OK;
+}
+
+/* Every knob in range, whatever the method. */
+W4A8_PRIVATE w4a8_status w4a8__check_config(const w4a8_config *cfg, size_t K) {
+    if ((int)cfg->method < 0 || cfg->method >= W4A8_METHOD_COUNT) return W4A8_ERR_CONFIG;
+    if (cfg->act_mode != W4A8_ACT_PER_TOKEN && cfg->act_mode != W4A8_ACT_PER_TENSOR) return W4A8_ERR_CONFIG;
+    if (!(cfg->act_scale >= 0.0f) || !w4a8__finite(cfg->act_scale)) return W4A8_ERR_CONFIG;
+    if (!(cfg->sq_alpha >= 0.0f && cfg->sq_alpha <= 1.0f)) return W4A8_ERR_CONFIG;
+    if (cfg->awq_grid < 1 || !(cfg->gptq_damp > 0.0f && cfg->gptq_damp <= 1.0f) || cfg->gptq_block == 0)
+        return W4A8_ERR_CONFIG;
+    if (!(cfg->fptq_low >= 0.0f && cfg->fptq_low <= cfg->fptq_high) || !w4a8__finite(cfg->fptq_high))
+        return W4A8_ERR_CONFIG;
+    /* act_order without static groups needs a column index (GPTQ's g_idx). */
+    if (cfg->gptq_act_order && !cfg->gptq_static_groups && w4a8__group_len(K, cfg->group_size) < K)
+        return W4A8_ERR_CONFIG;
+    return W4A8_OK;
+}
+
+/* Statistics a caller may have touched: every one finite. */
+W4A8_PRIVATE int w4a8__calib_finite(const w4a8_calib *c) {
+    size_t k;
+    if (!w4a8__all_finite(c->absmax, c->K) || !w4a8__all_finite(c->sample, c->sample_rows * c->K)) return 0;
+    for (k = 0; k < c->K; k++)
+        if (!(c->abssum[k] - c->abssum[k] == 0.0)) return 0;
+    return 1;
+}
+
 /* Max |x / s| over the calibration data, as a per-tensor scale. */
 W4A8_PRIVATE w4a8_status w4a8__static_scale(const w4a8_calib *calib, const float *smooth, float *scale) {
     float amax = 0.0f;
@@ -915,16 +1134,13 @@ W4A8_PRIVATE w4a8_status w4a8__static_scale(const w4a8_calib *calib, const float
     return W4A8_OK;
 }
 
+/* --- equalization ---------------------------------------------------------- */
+
 W4A8_IMPL w4a8_status w4a8_weight_absmax(const w4a8_linear *lin, size_t count, size_t K, float *wmax) {
-    size_t i, n, k, nk;
-    if (!lin || !wmax) return W4A8_ERR_NULL_ARG;
-    if (count == 0 || K == 0) return W4A8_ERR_SHAPE;
-    for (i = 0; i < count; i++) {
-        if (!lin[i].W) return W4A8_ERR_NULL_ARG;
-        if (lin[i].N == 0) return W4A8_ERR_SHAPE;
-        if (w4a8__mul(lin[i].N, K, &nk)) return W4A8_ERR_OVERFLOW;
-        if (!w4a8__all_finite(lin[i].W, nk)) return W4A8_ERR_NONFINITE;
-    }
+    size_t i, n, k;
+    w4a8_status st;
+    if (!wmax) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_linears(lin, count, K, 1)) != W4A8_OK) return st;
     memset(wmax, 0, K * sizeof(float));
     for (i = 0; i < count; i++)
         for (n = 0; n < lin[i].N; n++)
@@ -969,57 +1185,586 @@ W4A8_IMPL w4a8_status w4a8_smooth_lae(const float *amax, size_t K, float *s) {
     return W4A8_OK;
 }
 
-/* Quantize one linear by RTN into a layer with the given equalization and
-   activation decisions. */
-W4A8_PRIVATE w4a8_status w4a8__layer_rtn(const w4a8_linear *lin, size_t K, const float *smooth,
-                                         w4a8_act_mode mode, float act_scale, const w4a8_config *cfg,
-                                         w4a8_layer **out) {
-    w4a8_layer_desc d;
-    uint8_t *codes, *zeros;
-    float *scales;
-    size_t G = w4a8__group_len(K, cfg->group_size), groups = (K + G - 1) / G;
+W4A8_IMPL w4a8_status w4a8_fptq_choose(const float *amax, size_t K, float low, float high,
+                                       w4a8_fptq_strategy *strategy) {
+    float v = 0.0f;
+    size_t k;
+    if (!amax || !strategy) return W4A8_ERR_NULL_ARG;
+    if (K == 0) return W4A8_ERR_SHAPE;
+    if (!(low >= 0.0f && low <= high) || !w4a8__finite(high)) return W4A8_ERR_CONFIG;
+    if (!w4a8__all_finite(amax, K)) return W4A8_ERR_NONFINITE;
+    for (k = 0; k < K; k++)
+        if (fabsf(amax[k]) > v) v = fabsf(amax[k]);
+    *strategy = v < low ? W4A8_FPTQ_STATIC : v < high ? W4A8_FPTQ_LAE_STATIC : W4A8_FPTQ_PER_TOKEN;
+    return W4A8_OK;
+}
+
+/* --- AWQ --------------------------------------------------------------------- */
+
+/* AWQ's grid from a group's min and max, taken as they are: unlike GPTQ's
+   grid (w4a8__fit_group) the range is not stretched to contain 0, and the
+   zero point is clamped to 0..15 instead. */
+W4A8_PRIVATE void w4a8__fit_awq(float lo, float hi, float *scale, uint8_t *zero) {
+    double range = (double)hi - (double)lo;
+    *scale = (float)((range > 1e-5 ? range : 1e-5) / 15.0);
+    *zero = (uint8_t)w4a8__clampf(nearbyintf(-lo / *scale), 0.0f, 15.0f);
+}
+
+/* One row on AWQ's grid. */
+W4A8_PRIVATE void w4a8__rtn_awq_row(const float *w, size_t K, size_t G, uint8_t *codes, float *scales,
+                                    uint8_t *zeros) {
+    size_t k0, k;
+    for (k0 = 0; k0 < K; k0 += G) {
+        size_t k1 = w4a8__min(k0 + G, K), g = k0 / G;
+        float lo, hi;
+        w4a8__minmax(w + k0, k1 - k0, &lo, &hi);
+        w4a8__fit_awq(lo, hi, &scales[g], &zeros[g]);
+        for (k = k0; k < k1; k++) codes[k] = w4a8__code(w[k], scales[g], zeros[g]);
+    }
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_rtn_awq(const float *W, size_t N, size_t K, size_t group_size,
+                                            uint8_t *codes, float *scales, uint8_t *zeros) {
+    size_t G, groups;
+    ptrdiff_t n;
     w4a8_status st;
-    memset(&d, 0, sizeof d);
-    d.N = lin->N;
-    d.K = K;
-    d.group_size = cfg->group_size;
-    d.asymmetric = cfg->asymmetric;
-    d.bias = lin->bias;
-    d.smooth = smooth;
-    d.smooth_folded = cfg->fold_smooth;
-    d.act_mode = mode;
-    d.act_scale = act_scale;
-    d.method = cfg->method;
-    d.kernel = cfg->kernel;
-    codes = (uint8_t *)w4a8__alloc(lin->N, K);
-    scales = (float *)w4a8__alloc(lin->N * groups, sizeof(float));
-    zeros = (uint8_t *)w4a8__alloc(lin->N, groups);
-    st = codes && scales && zeros ? W4A8_OK : W4A8_ERR_NOMEM;
-    if (st == W4A8_OK) st = w4a8_quantize_rtn(lin->W, lin->N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
-    d.codes = codes;
-    d.scales = scales;
-    d.zeros = zeros;
-    if (st == W4A8_OK) st = w4a8_layer_create(&d, out);
-    W4A8_FREE(codes);
-    W4A8_FREE(scales);
-    W4A8_FREE(zeros);
+    if (!W || !codes || !scales || !zeros) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, group_size)) != W4A8_OK) return st;
+    if (!w4a8__all_finite(W, N * K)) return W4A8_ERR_NONFINITE;
+    G = w4a8__group_len(K, group_size);
+    groups = (K + G - 1) / G;
+    W4A8__OMP_FOR
+    for (n = 0; n < (ptrdiff_t)N; n++)
+        w4a8__rtn_awq_row(W + (size_t)n * K, K, G, codes + (size_t)n * K, scales + (size_t)n * groups,
+                          zeros + (size_t)n * groups);
+    return W4A8_OK;
+}
+
+/* s_j = max(m_j^r, 1e-4) / sqrt(max(s) min(s)), as AWQ's search builds it. */
+W4A8_PRIVATE void w4a8__awq_scales(const double *mean_abs, size_t K, double r, float *s) {
+    double lo = HUGE_VAL, hi = 0.0, norm;
+    size_t k;
+    for (k = 0; k < K; k++) {
+        double v = pow(mean_abs[k], r);
+        v = v > 1e-4 ? v : 1e-4;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+    }
+    norm = sqrt(hi * lo);
+    for (k = 0; k < K; k++) {
+        double v = pow(mean_abs[k], r);
+        s[k] = w4a8__smooth_clamp((v > 1e-4 ? v : 1e-4) / norm);
+    }
+}
+
+/* AWQ's loss for scales s: mean over the tokens X[T][K] and every output of
+   (x.w - x.Q(w s)/s)^2, Q on AWQ's grid, activations in float. */
+W4A8_PRIVATE w4a8_status w4a8__awq_loss(const w4a8_linear *lin, size_t count, size_t K, size_t G,
+                                        const float *X, size_t T, const float *s, double *loss) {
+    size_t groups = (K + G - 1) / G, i, rows = 0;
+    double total = 0.0;
+    for (i = 0; i < count; i++) {
+        size_t N = lin[i].N, n;
+        double *row_err = (double *)w4a8__alloc(N, sizeof(double));
+        ptrdiff_t tile;
+        int bad = !row_err;
+        W4A8__OMP_FOR
+        for (tile = 0; tile < (ptrdiff_t)((N + W4A8__TILE - 1) / W4A8__TILE); tile++) {
+            size_t n0 = (size_t)tile * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), t, k, r;
+            float *D = (float *)w4a8__alloc(W4A8__TILE * K + groups, sizeof(float));
+            uint8_t *q = (uint8_t *)w4a8__alloc(K + groups, 1);
+            double acc[W4A8__TILE];
+            if (!D || !q) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                bad = 1;
+            } else {
+                float *sc = D + W4A8__TILE * K;
+                uint8_t *z = q + K;
+                /* D = W - Q(W s)/s, the weight error the outputs see */
+                for (r = 0; r < n1 - n0; r++) {
+                    const float *w = lin[i].W + (n0 + r) * K;
+                    float *d = D + r * K;
+                    for (k = 0; k < K; k++) d[k] = w[k] * s[k];
+                    w4a8__rtn_awq_row(d, K, G, q, sc, z);
+                    for (k = 0; k < K; k++)
+                        d[k] = w[k] - sc[k / G] * (float)((int)q[k] - (int)z[k / G]) / s[k];
+                    acc[r] = 0.0;
+                }
+                for (t = 0; t < T; t++)
+                    for (r = 0; r < n1 - n0; r++) {
+                        double e = w4a8__dotf(X + t * K, D + r * K, K);
+                        acc[r] += e * e;
+                    }
+                for (r = 0; r < n1 - n0; r++) row_err[n0 + r] = acc[r];
+            }
+            W4A8_FREE(D);
+            W4A8_FREE(q);
+        }
+        for (n = 0; !bad && n < N; n++) total += row_err[n];
+        W4A8_FREE(row_err);
+        if (bad) return W4A8_ERR_NOMEM;
+        rows += N;
+    }
+    *loss = total / ((double)rows * (double)T);
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_smooth_awq(const w4a8_linear *lin, size_t count, size_t K, const w4a8_calib *calib,
+                                      size_t group_size, int n_grid, float *s, float *ratio, double *loss) {
+    double *mean_abs, best_loss = 0.0, l;
+    float *cur, *best, best_r = 0.0f;
+    size_t k, G;
+    int i;
+    w4a8_status st;
+    if (!s) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_linears(lin, count, K, group_size)) != W4A8_OK) return st;
+    if (n_grid < 1) return W4A8_ERR_CONFIG;
+    if (!calib || calib->tokens == 0 || calib->sample_rows == 0) return W4A8_ERR_NEED_CALIB;
+    if (calib->K != K) return W4A8_ERR_SHAPE;
+    if (!w4a8__calib_finite(calib)) return W4A8_ERR_NONFINITE;
+    G = w4a8__group_len(K, group_size);
+    mean_abs = (double *)w4a8__alloc(K, sizeof(double));
+    cur = (float *)w4a8__alloc(2 * K, sizeof(float));
+    st = mean_abs && cur ? W4A8_OK : W4A8_ERR_NOMEM;
+    best = st == W4A8_OK ? cur + K : NULL;
+    for (k = 0; st == W4A8_OK && k < K; k++) mean_abs[k] = calib->abssum[k] / (double)calib->tokens;
+    for (i = 0; st == W4A8_OK && i < n_grid; i++) {
+        w4a8__awq_scales(mean_abs, K, (double)i / n_grid, cur);
+        st = w4a8__awq_loss(lin, count, K, G, calib->sample, calib->sample_rows, cur, &l);
+        if (st == W4A8_OK && (i == 0 || l < best_loss)) {
+            best_loss = l;
+            best_r = (float)i / (float)n_grid;
+            memcpy(best, cur, K * sizeof(float));
+        }
+    }
+    if (st == W4A8_OK) {
+        memcpy(s, best, K * sizeof(float));
+        if (ratio) *ratio = best_r;
+        if (loss) *loss = best_loss;
+    }
+    W4A8_FREE(mean_abs);
+    W4A8_FREE(cur);
     return st;
 }
 
-/* Mean squared error of the layers' outputs against FP32 (double) on the
-   calibration sample; -1 when there is no sample. */
-W4A8_PRIVATE w4a8_status w4a8__output_mse(const w4a8_linear *lin, w4a8_layer *const *layers, size_t count,
-                                          const w4a8_calib *calib, double *mse) {
-    size_t T = calib ? calib->sample_rows : 0, K, i, total = 0;
+/* One row's group [k0, k0 + len) of AWQ's clipping search; X rows `stride`
+   floats apart. d holds W4A8__CLIP_STEPS * len floats, q len bytes. */
+W4A8_PRIVATE float w4a8__clip_group(const float *w, size_t len, const float *X, size_t T, size_t stride,
+                                    float *d, uint8_t *q) {
+    float amax = 0.0f, clip[W4A8__CLIP_STEPS];
+    double err[W4A8__CLIP_STEPS];
+    size_t i, k, t, best = 0;
+    for (k = 0; k < len; k++)
+        if (fabsf(w[k]) > amax) amax = fabsf(w[k]);
+    for (i = 0; i < W4A8__CLIP_STEPS; i++) {
+        float *di = d + i * len, lo, hi, scale;
+        uint8_t zero;
+        clip[i] = amax * (float)(1.0 - (double)i / 20.0);
+        for (k = 0; k < len; k++) di[k] = w4a8__clampf(w[k], -clip[i], clip[i]);
+        w4a8__minmax(di, len, &lo, &hi);
+        w4a8__fit_awq(lo, hi, &scale, &zero);
+        for (k = 0; k < len; k++) q[k] = w4a8__code(di[k], scale, zero);
+        for (k = 0; k < len; k++) di[k] = scale * (float)((int)q[k] - (int)zero) - w[k];
+        err[i] = 0.0;
+    }
+    for (t = 0; t < T; t++)
+        for (i = 0; i < W4A8__CLIP_STEPS; i++) {
+            double e = w4a8__dotf(X + t * stride, d + i * len, len);
+            err[i] += e * e;
+        }
+    for (i = 1; i < W4A8__CLIP_STEPS; i++)
+        if (err[i] < err[best]) best = i;
+    return clip[best];
+}
+
+W4A8_IMPL w4a8_status w4a8_clip_awq(const float *W, size_t N, size_t K, size_t group_size, const float *X,
+                                    size_t T, float *Wc) {
+    size_t G, step, used, tk;
+    ptrdiff_t tile;
+    int bad = 0;
+    w4a8_status st;
+    if (!W || !X || !Wc) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, group_size)) != W4A8_OK) return st;
+    if (T == 0) return W4A8_ERR_SHAPE;
+    if (w4a8__mul(T, K, &tk)) return W4A8_ERR_OVERFLOW;
+    if (!w4a8__all_finite(W, N * K) || !w4a8__all_finite(X, tk)) return W4A8_ERR_NONFINITE;
+    G = w4a8__group_len(K, group_size);
+    step = (T + W4A8__CLIP_TOKENS - 1) / W4A8__CLIP_TOKENS; /* tokens 0, step, 2 step, ... */
+    used = (T + step - 1) / step;
+    W4A8__OMP_FOR
+    for (tile = 0; tile < (ptrdiff_t)((N + W4A8__TILE - 1) / W4A8__TILE); tile++) {
+        size_t n0 = (size_t)tile * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), n, k0, k;
+        float *d = (float *)w4a8__alloc(W4A8__CLIP_STEPS, G * sizeof(float));
+        uint8_t *q = (uint8_t *)w4a8__alloc(G, 1);
+        if (!d || !q) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+            bad = 1;
+        }
+        /* group by group, so a tile's rows reuse the group's tokens */
+        for (k0 = 0; d && q && k0 < K; k0 += G)
+            for (n = n0; n < n1; n++) {
+                size_t len = w4a8__min(G, K - k0);
+                const float *w = W + n * K + k0;
+                float c = w4a8__clip_group(w, len, X + k0, used, step * K, d, q);
+                float *out = Wc + n * K + k0;
+                for (k = 0; k < len; k++) out[k] = w4a8__clampf(w[k], -c, c);
+            }
+        W4A8_FREE(d);
+        W4A8_FREE(q);
+    }
+    return bad ? W4A8_ERR_NOMEM : W4A8_OK;
+}
+
+/* --- GPTQ -------------------------------------------------------------------- */
+
+/* Lower Cholesky factor of A[K][K] in place (lower triangle read and written),
+   blocked: the trailing update reads a contiguous copy P of the block's
+   panel (K x 64 doubles). 0 when a pivot falls below min_pivot. */
+W4A8_PRIVATE int w4a8__cholesky(double *A, size_t K, double *P, double min_pivot) {
+    const size_t B = 64;
+    size_t j0;
+    for (j0 = 0; j0 < K; j0 += B) {
+        size_t j1 = w4a8__min(j0 + B, K), nb = j1 - j0, j, r, rows = K - j1;
+        ptrdiff_t p;
+        for (j = j0; j < j1; j++) {
+            double *aj = A + j * K, dj = aj[j] - w4a8__dotd(aj + j0, aj + j0, j - j0);
+            if (!(dj >= min_pivot && dj < HUGE_VAL)) return 0;
+            aj[j] = sqrt(dj);
+            for (r = j + 1; r < j1; r++)
+                A[r * K + j] = (A[r * K + j] - w4a8__dotd(A + r * K + j0, aj + j0, j - j0)) / aj[j];
+        }
+        W4A8__OMP_FOR
+        for (p = 0; p < (ptrdiff_t)rows; p++) {
+            double *a = A + (j1 + (size_t)p) * K;
+            size_t c;
+            for (c = j0; c < j1; c++) a[c] = (a[c] - w4a8__dotd(a + j0, A + c * K + j0, c - j0)) / A[c * K + c];
+            memcpy(P + (size_t)p * nb, a + j0, nb * sizeof(double));
+        }
+        /* longest rows first: they cost the most */
+        W4A8__OMP_FOR_UNEVEN
+        for (p = 0; p < (ptrdiff_t)rows; p++) {
+            size_t i = rows - 1 - (size_t)p, c;
+            double *a = A + (j1 + i) * K + j1;
+            const double *pi = P + i * nb;
+            for (c = 0; c <= i; c++) a[c] -= w4a8__dotd(pi, P + c * nb, nb);
+        }
+    }
+    return 1;
+}
+
+/* M^-1 in place of the lower triangular M in A; T[K][K] is scratch that
+   receives M^T, so that every dot product reads rows. Rows go in tiles that
+   share the rows of T they read. */
+W4A8_PRIVATE void w4a8__tri_inverse(double *A, double *T, size_t K) {
+    size_t tiles = (K + W4A8__TILE - 1) / W4A8__TILE;
+    ptrdiff_t p;
+    W4A8__OMP_FOR
+    for (p = 0; p < (ptrdiff_t)K; p++) {
+        size_t j = (size_t)p, i;
+        for (i = j; i < K; i++) T[j * K + i] = A[i * K + j];
+    }
+    W4A8__OMP_FOR_UNEVEN
+    for (p = 0; p < (ptrdiff_t)tiles; p++) {
+        size_t i0 = (tiles - 1 - (size_t)p) * W4A8__TILE, i1 = w4a8__min(i0 + W4A8__TILE, K), i, j;
+        for (i = i0; i < i1; i++) A[i * K + i] = 1.0 / T[i * K + i];
+        for (j = i1 - 1; j-- > 0;)
+            for (i = j + 1 > i0 ? j + 1 : i0; i < i1; i++)
+                A[i * K + j] = -w4a8__dotd(A + i * K + j + 1, T + j * K + j + 1, i - j) / T[j * K + j];
+    }
+}
+
+/* GPTQ's preparation, shared by every linear that sees the same input. */
+typedef struct w4a8__gptq_plan {
+    size_t K;
+    size_t *perm;           /* [K] column quantized at step i (act_order), or NULL */
+    unsigned char *dead;    /* [K] 1 where H_jj = 0 */
+    double *U;              /* [K][K] upper Cholesky factor of the damped H^-1, in step order */
+    double lambda, delta;   /* damping: delta = lambda * mean(diag H) */
+} w4a8__gptq_plan;
+
+W4A8_PRIVATE void w4a8__gptq_plan_free(w4a8__gptq_plan *p) {
+    W4A8_FREE(p->perm);
+    W4A8_FREE(p->dead);
+    W4A8_FREE(p->U);
+    memset(p, 0, sizeof *p);
+}
+
+typedef struct w4a8__sort_key {
+    double h;
+    size_t j;
+} w4a8__sort_key;
+
+/* Decreasing H_jj, ties by index: one order on every platform. */
+W4A8_PRIVATE int w4a8__by_decreasing_h(const void *a, const void *b) {
+    const w4a8__sort_key *x = (const w4a8__sort_key *)a, *y = (const w4a8__sort_key *)b;
+    if (x->h != y->h) return x->h > y->h ? -1 : 1;
+    return x->j < y->j ? -1 : (x->j > y->j);
+}
+
+/* H_ij of the equalized input X / s: hscale H_ij / (s_i s_j), from the upper triangle. */
+W4A8_PRIVATE double w4a8__h(const double *H, size_t K, double hscale, const float *s, size_t i, size_t j) {
+    double h = hscale * (i <= j ? H[i * K + j] : H[j * K + i]);
+    return s ? h / ((double)s[i] * (double)s[j]) : h;
+}
+
+/* The plan for Hessian hscale * H (upper triangle) of inputs divided by s
+   (or NULL). For a positive semi-definite H every pivot of H + delta I is at
+   least delta, so a pivot below delta / 2 means H is not (or is numerically
+   singular): lambda doubles, up to 1. Genuine Hessians never need that. */
+W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, size_t K, const float *s,
+                                              const w4a8_config *cfg, w4a8__gptq_plan *p) {
+    double *A, *T, mean = 0.0;
+    w4a8__sort_key *keys = NULL;
+    size_t i, j, kk;
+    w4a8_status st = W4A8_OK;
+    memset(p, 0, sizeof *p);
+    if (w4a8__mul(K, K, &kk) || w4a8__mul(kk, sizeof(double), &j)) return W4A8_ERR_OVERFLOW;
+    for (i = 0; i < K; i++)
+        for (j = i; j < K; j++)
+            if (!(H[i * K + j] - H[i * K + j] == 0.0)) return W4A8_ERR_NONFINITE;
+    p->K = K;
+    p->dead = (unsigned char *)w4a8__alloc(K, 1);
+    p->U = A = (double *)w4a8__alloc(K * K, sizeof(double));
+    T = (double *)w4a8__alloc(K * K, sizeof(double));
+    if (cfg->gptq_act_order) {
+        p->perm = (size_t *)w4a8__alloc(K, sizeof(size_t));
+        keys = (w4a8__sort_key *)w4a8__alloc(K, sizeof *keys);
+    }
+    if (!p->dead || !A || !T || (cfg->gptq_act_order && (!p->perm || !keys))) st = W4A8_ERR_NOMEM;
+    for (j = 0; st == W4A8_OK && j < K; j++) {
+        double h = w4a8__h(H, K, hscale, s, j, j);
+        p->dead[j] = h == 0.0;
+        mean += p->dead[j] ? 1.0 : h;
+        if (keys) {
+            keys[j].h = p->dead[j] ? 1.0 : h;
+            keys[j].j = j;
+        }
+    }
+    mean /= (double)K;
+    if (st == W4A8_OK && !(mean > 0.0 && mean < HUGE_VAL)) st = W4A8_ERR_SINGULAR_HESSIAN;
+    if (st == W4A8_OK && keys) {
+        qsort(keys, K, sizeof *keys, w4a8__by_decreasing_h);
+        for (j = 0; j < K; j++) p->perm[j] = keys[j].j;
+    }
+    for (p->lambda = cfg->gptq_damp; st == W4A8_OK; p->lambda = p->lambda * 2.0 < 1.0 ? p->lambda * 2.0 : 1.0) {
+        ptrdiff_t a;
+        p->delta = p->lambda * mean;
+        /* A = J P^T H P J + damping, J reversing the order: the lower Cholesky
+           factor M of A gives U = J M^-1 J, the upper factor of H^-1 */
+        W4A8__OMP_FOR
+        for (a = 0; a < (ptrdiff_t)K; a++) {
+            size_t i = p->perm ? p->perm[a] : (size_t)a, b;
+            double *row = A + (K - 1 - (size_t)a) * K;
+            for (b = (size_t)a; b < K; b++) {
+                size_t c = p->perm ? p->perm[b] : b;
+                row[K - 1 - b] = c == i ? (p->dead[i] ? 1.0 : w4a8__h(H, K, hscale, s, i, i)) + p->delta
+                                        : w4a8__h(H, K, hscale, s, i, c);
+            }
+        }
+        if (w4a8__cholesky(A, K, T, p->delta / 2.0)) break;
+        if (p->lambda >= 1.0) st = W4A8_ERR_SINGULAR_HESSIAN;
+    }
+    if (st == W4A8_OK) {
+        w4a8__tri_inverse(A, T, K);
+        for (i = 0; i < kk / 2; i++) { /* U = J M^-1 J: the whole array reversed */
+            double t = A[i];
+            A[i] = A[kk - 1 - i];
+            A[kk - 1 - i] = t;
+        }
+    }
+    W4A8_FREE(T);
+    W4A8_FREE(keys);
+    if (st != W4A8_OK) w4a8__gptq_plan_free(p);
+    return st;
+}
+
+/* GPTQ on W[N][K] (already multiplied by s) with a plan: codes, scales and
+   zeros in the original column order, and the sum over rows of the
+   reconstruction loss (w - q) H (w - q)^T / 2. Rows are independent; blocks
+   of columns go in order, each ending where a group the loop fits starts. */
+W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *W, size_t N,
+                                         const w4a8_config *cfg, int asym, uint8_t *codes, float *scales,
+                                         uint8_t *zeros, double *loss_sum) {
+    size_t K = p->K, G = w4a8__group_len(K, cfg->group_size), groups = (K + G - 1) / G;
+    size_t blk = w4a8__min(cfg->gptq_block, K), i1, i2;
+    int fit_first = cfg->gptq_static_groups || G == K;
+    double *Wd = (double *)w4a8__alloc(N * K, sizeof(double)), *E = (double *)w4a8__alloc(N * blk, sizeof(double));
+    double *UT = (double *)w4a8__alloc(K * blk, sizeof(double)), *loss = (double *)w4a8__alloc(N, sizeof(double));
+    ptrdiff_t r;
+    w4a8_status st = Wd && E && UT && loss ? W4A8_OK : W4A8_ERR_NOMEM;
+    if (st == W4A8_OK) {
+        /* rows in step order, dead columns zeroed; static parameters from them */
+        W4A8__OMP_FOR
+        for (r = 0; r < (ptrdiff_t)N; r++) {
+            const float *w = W + (size_t)r * K;
+            double *wd = Wd + (size_t)r * K;
+            size_t i, k0;
+            for (i = 0; i < K; i++) {
+                size_t k = p->perm ? p->perm[i] : i;
+                wd[i] = p->dead[k] ? 0.0 : (double)w[k];
+            }
+            loss[r] = 0.0;
+            for (k0 = 0; fit_first && k0 < K; k0 += G) {
+                size_t k1 = w4a8__min(k0 + G, K), k, gi = (size_t)r * groups + k0 / G;
+                float range[2] = { 0.0f, 0.0f }; /* GPTQ's grid depends on min and max only */
+                for (k = k0; k < k1; k++) {
+                    float v = p->dead[k] ? 0.0f : w[k];
+                    range[0] = v < range[0] ? v : range[0];
+                    range[1] = v > range[1] ? v : range[1];
+                }
+                w4a8__fit_group(range, 2, asym, &scales[gi], &zeros[gi]);
+            }
+        }
+    }
+    for (i1 = 0; st == W4A8_OK && i1 < K; i1 = i2) {
+        size_t nb;
+        i2 = w4a8__min(i1 + blk, K);
+        if (!fit_first) i2 = w4a8__min(i2, (i1 / G + 1) * G); /* a group starts on current weights */
+        nb = i2 - i1;
+        W4A8__OMP_FOR
+        for (r = (ptrdiff_t)i2; r < (ptrdiff_t)K; r++) {
+            size_t b;
+            for (b = 0; b < nb; b++) UT[((size_t)r - i2) * nb + b] = p->U[(i1 + b) * K + (size_t)r];
+        }
+        W4A8__OMP_FOR
+        for (r = 0; r < (ptrdiff_t)((N + W4A8__TILE - 1) / W4A8__TILE); r++) {
+            size_t n0 = (size_t)r * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), n, i, j;
+            for (n = n0; n < n1; n++) {
+                double *w = Wd + n * K, *e = E + n * blk;
+                for (i = i1; i < i2; i++) {
+                    size_t k = p->perm ? p->perm[i] : i, gi = n * groups + k / G;
+                    const double *u = p->U + i * K;
+                    double q, err;
+                    uint8_t c;
+                    if (!fit_first && i % G == 0) {
+                        float range[2] = { 0.0f, 0.0f };
+                        for (j = i; j < w4a8__min(i + G, K); j++) {
+                            float v = (float)w[j];
+                            range[0] = v < range[0] ? v : range[0];
+                            range[1] = v > range[1] ? v : range[1];
+                        }
+                        w4a8__fit_group(range, 2, asym, &scales[gi], &zeros[gi]);
+                    }
+                    c = w4a8__code((float)w[i], scales[gi], zeros[gi]);
+                    codes[n * K + k] = c;
+                    q = (double)scales[gi] * (double)((int)c - (int)zeros[gi]);
+                    err = (w[i] - q) / u[i];
+                    loss[n] += err * err;
+                    for (j = i + 1; j < i2; j++) w[j] -= err * u[j];
+                    e[i - i1] = err;
+                }
+            }
+            /* the lazy update of the columns after the block */
+            for (j = i2; j < K; j++)
+                for (n = n0; n < n1; n++) Wd[n * K + j] -= w4a8__dotd(E + n * blk, UT + (j - i2) * nb, nb);
+        }
+    }
+    if (st == W4A8_OK) {
+        /* sum of err^2 / 2 is the loss under the damped H: take the damping's share out */
+        W4A8__OMP_FOR
+        for (r = 0; r < (ptrdiff_t)N; r++) {
+            size_t k, row = (size_t)r;
+            double d2 = 0.0;
+            for (k = 0; k < K; k++) {
+                size_t gi = row * groups + k / G;
+                double q = (double)scales[gi] * (double)((int)codes[row * K + k] - (int)zeros[gi]);
+                double d = (p->dead[k] ? 0.0 : (double)W[row * K + k]) - q;
+                d2 += d * d;
+            }
+            loss[row] = (loss[row] - p->delta * d2) / 2.0;
+            if (loss[row] < 0.0) loss[row] = 0.0;
+        }
+        *loss_sum = 0.0;
+        for (r = 0; r < (ptrdiff_t)N; r++) *loss_sum += loss[r]; /* in order: the same sum every run */
+    }
+    W4A8_FREE(Wd);
+    W4A8_FREE(E);
+    W4A8_FREE(UT);
+    W4A8_FREE(loss);
+    return st;
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_gptq(const float *W, size_t N, size_t K, const double *H,
+                                         const w4a8_config *cfg, uint8_t *codes, float *scales, uint8_t *zeros,
+                                         double *damp, double *loss) {
+    w4a8__gptq_plan plan;
     double sum = 0.0;
+    w4a8_status st;
+    if (!W || !H || !cfg || !codes || !scales || !zeros || !damp || !loss) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, cfg->group_size)) != W4A8_OK) return st;
+    if ((st = w4a8__check_config(cfg, K)) != W4A8_OK) return st;
+    if (!w4a8__all_finite(W, N * K)) return W4A8_ERR_NONFINITE;
+    if ((st = w4a8__gptq_plan_make(H, 1.0, K, NULL, cfg, &plan)) != W4A8_OK) return st;
+    st = w4a8__gptq_rows(&plan, W, N, cfg, cfg->asymmetric, codes, scales, zeros, &sum);
+    if (st == W4A8_OK) {
+        *damp = plan.lambda;
+        *loss = sum / (double)N;
+    }
+    w4a8__gptq_plan_free(&plan);
+    return st;
+}
+
+/* --- the entry point ----------------------------------------------------------- */
+
+/* What one call shares between the candidates it tries. */
+typedef struct w4a8__job {
+    const w4a8_linear *lin;
+    size_t count, K;
+    const w4a8_calib *calib;
+    const w4a8_config *cfg;
+    int want_loss;          /* 0: nobody reads the loss (no report, not AUTO): skip it */
+    double *ref;            /* FP reference outputs on the sample, per linear [T][N]; made once */
+    float *awq_s;           /* AWQ's search result; made once */
+    float awq_ratio;
+    double awq_loss;
+} w4a8__job;
+
+/* job->ref: every linear's FP32 outputs on the sample, summed in double. */
+W4A8_PRIVATE w4a8_status w4a8__reference(w4a8__job *job) {
+    const float *X = job->calib->sample;
+    size_t T = job->calib->sample_rows, K = job->K, i, rows = 0, all;
+    for (i = 0; i < job->count; i++) {
+        if (job->lin[i].N > (size_t)-1 - rows) return W4A8_ERR_OVERFLOW;
+        rows += job->lin[i].N;
+    }
+    if (w4a8__mul(T, rows, &all)) return W4A8_ERR_OVERFLOW;
+    job->ref = (double *)w4a8__alloc(all, sizeof(double));
+    if (!job->ref) return W4A8_ERR_NOMEM;
+    for (i = 0, rows = 0; i < job->count; i++) {
+        const w4a8_linear *l = &job->lin[i];
+        double *Y = job->ref + rows * T;
+        ptrdiff_t tile;
+        W4A8__OMP_FOR
+        for (tile = 0; tile < (ptrdiff_t)((l->N + W4A8__TILE - 1) / W4A8__TILE); tile++) {
+            size_t n0 = (size_t)tile * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, l->N), t, n;
+            for (t = 0; t < T; t++)
+                for (n = n0; n < n1; n++)
+                    Y[t * l->N + n] = (l->bias ? l->bias[n] : 0.0) + w4a8__dotfd(X + t * K, l->W + n * K, K);
+        }
+        rows += l->N;
+    }
+    return W4A8_OK;
+}
+
+/* Mean squared error of the layers' outputs against FP32 on the calibration
+   sample; -1 when there is no sample. */
+W4A8_PRIVATE w4a8_status w4a8__output_mse(w4a8__job *job, w4a8_layer *const *layers, double *mse) {
+    const w4a8_calib *calib = job->calib;
+    size_t T = calib ? calib->sample_rows : 0, K = job->K, i, total = 0, off = 0;
+    double sum = 0.0;
+    w4a8_status st;
     *mse = -1.0;
     if (T == 0) return W4A8_OK;
-    K = calib->K;
-    for (i = 0; i < count; i++) {
-        size_t N = lin[i].N, t, n, k;
+    if (!job->ref && (st = w4a8__reference(job)) != W4A8_OK) return st;
+    for (i = 0; i < job->count; i++) {
+        size_t N = job->lin[i].N, t;
         float *Y = (float *)w4a8__alloc(T * N, sizeof(float)), *X = NULL;
         const float *in = calib->sample;
-        w4a8_status st = Y ? W4A8_OK : W4A8_ERR_NOMEM;
+        st = Y ? W4A8_OK : W4A8_ERR_NOMEM;
         /* A folded layer expects X / s: give it that. */
         if (st == W4A8_OK && layers[i]->smooth_folded) {
             X = (float *)w4a8__alloc(T * K, sizeof(float));
@@ -1028,60 +1773,258 @@ W4A8_PRIVATE w4a8_status w4a8__output_mse(const w4a8_linear *lin, w4a8_layer *co
             in = X;
         }
         if (st == W4A8_OK) st = w4a8_layer_forward(layers[i], in, T, Y, NULL, 0);
-        for (t = 0; st == W4A8_OK && t < T; t++)
-            for (n = 0; n < N; n++) {
-                double y = lin[i].bias ? lin[i].bias[n] : 0.0, e;
-                for (k = 0; k < K; k++) y += (double)calib->sample[t * K + k] * lin[i].W[n * K + k];
-                e = (double)Y[t * N + n] - y;
-                sum += e * e;
-            }
+        for (t = 0; st == W4A8_OK && t < T * N; t++) {
+            double e = (double)Y[t] - job->ref[off * T + t];
+            sum += e * e;
+        }
         W4A8_FREE(Y);
         W4A8_FREE(X);
         if (st != W4A8_OK) return st;
+        off += N;
         total += T * N;
     }
     *mse = sum / (double)total;
     return W4A8_OK;
 }
 
-W4A8_IMPL w4a8_status w4a8_quantize_linears(const w4a8_linear *lin, size_t count, size_t K,
-                                            const w4a8_calib *calib, const w4a8_config *cfg,
-                                            w4a8_layer **layers, w4a8_report *report) {
-    w4a8_layer **made;
-    w4a8_report rep;
-    float act_scale = 0.0f;
-    size_t i;
+/* The equalization and activation mode of method m. *s gets K floats, or
+   stays NULL when the method does not equalize. */
+W4A8_PRIVATE w4a8_status w4a8__decide(w4a8__job *job, w4a8_method m, float **s, w4a8_act_mode *mode,
+                                      w4a8_report *rep) {
+    const w4a8_calib *calib = job->calib;
+    const w4a8_config *cfg = job->cfg;
+    size_t K = job->K;
     w4a8_status st = W4A8_OK;
-    if (!lin || !cfg || !layers) return W4A8_ERR_NULL_ARG;
-    if (count == 0) return W4A8_ERR_SHAPE;
-    for (i = 0; i < count; i++) {
-        if (!lin[i].W) return W4A8_ERR_NULL_ARG;
-        if ((st = w4a8__check_shape(lin[i].N, K, cfg->group_size)) != W4A8_OK) return st;
-        if (!w4a8__all_finite(lin[i].W, lin[i].N * K) || (lin[i].bias && !w4a8__all_finite(lin[i].bias, lin[i].N)))
-            return W4A8_ERR_NONFINITE;
+    *mode = cfg->act_mode;
+    if (m == W4A8_METHOD_RTN || m == W4A8_METHOD_GPTQ) return W4A8_OK;
+    if (!calib || calib->tokens == 0) return W4A8_ERR_NEED_CALIB;
+    if (m == W4A8_METHOD_FPTQ) {
+        st = w4a8_fptq_choose(calib->absmax, K, cfg->fptq_low, cfg->fptq_high, &rep->fptq_strategy);
+        if (st != W4A8_OK || rep->fptq_strategy == W4A8_FPTQ_PER_TOKEN) {
+            *mode = W4A8_ACT_PER_TOKEN;
+            return st;
+        }
+        *mode = W4A8_ACT_PER_TENSOR;
+        if (rep->fptq_strategy == W4A8_FPTQ_STATIC) return W4A8_OK;
     }
-    if (calib && calib->K != K) return W4A8_ERR_SHAPE;
-    if ((int)cfg->method < 0 || cfg->method >= W4A8_METHOD_COUNT) return W4A8_ERR_CONFIG;
-    if (!(cfg->act_scale >= 0.0f) || !w4a8__finite(cfg->act_scale)) return W4A8_ERR_CONFIG;
-    if (cfg->method != W4A8_METHOD_RTN || cfg->gptq_weights) return W4A8_ERR_UNSUPPORTED;
-    if (cfg->act_mode == W4A8_ACT_PER_TENSOR) {
-        if (cfg->act_scale > 0.0f) act_scale = cfg->act_scale;
-        else if ((st = w4a8__static_scale(calib, NULL, &act_scale)) != W4A8_OK) return st;
+    if (m == W4A8_METHOD_AWQ && !job->awq_s) {
+        job->awq_s = (float *)w4a8__alloc(K, sizeof(float));
+        if (!job->awq_s) return W4A8_ERR_NOMEM;
+        st = w4a8_smooth_awq(job->lin, job->count, K, calib, cfg->group_size, cfg->awq_grid, job->awq_s,
+                             &job->awq_ratio, &job->awq_loss);
+        if (st != W4A8_OK) {
+            W4A8_FREE(job->awq_s);
+            job->awq_s = NULL;
+            return st;
+        }
     }
+    *s = (float *)w4a8__alloc(K, sizeof(float));
+    if (!*s) return W4A8_ERR_NOMEM;
+    if (m == W4A8_METHOD_SMOOTHQUANT) {
+        st = w4a8_weight_absmax(job->lin, job->count, K, *s);
+        if (st == W4A8_OK) st = w4a8_smooth_smoothquant(calib->absmax, *s, K, cfg->sq_alpha, *s);
+    } else if (m == W4A8_METHOD_AWQ) {
+        memcpy(*s, job->awq_s, K * sizeof(float));
+        rep->awq_ratio = job->awq_ratio;
+        rep->awq_loss = job->awq_loss;
+    } else {
+        st = w4a8_smooth_lae(calib->absmax, K, *s);
+    }
+    return st;
+}
+
+/* The weights of one linear, W s (clipped, for AWQ), as codes, scales, zeros.
+   AWQ always has zero points: its own grid, or GPTQ's asymmetric one. */
+W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, const w4a8_linear *lin, w4a8_method m, const float *s,
+                                       const w4a8__gptq_plan *plan, uint8_t *codes, float *scales,
+                                       uint8_t *zeros, double *gptq_loss) {
+    const w4a8_config *cfg = job->cfg;
+    const w4a8_calib *calib = job->calib;
+    size_t K = job->K, N = lin->N, k, n;
+    float *Ws = NULL, *Xs = NULL;
+    const float *Wq = lin->W;
+    w4a8_status st = W4A8_OK;
+    if (s) {
+        Wq = Ws = (float *)w4a8__alloc(N * K, sizeof(float));
+        if (!Ws) return W4A8_ERR_NOMEM;
+        for (n = 0; n < N; n++)
+            for (k = 0; k < K; k++) Ws[n * K + k] = lin->W[n * K + k] * s[k];
+    }
+    if (m == W4A8_METHOD_AWQ && cfg->awq_clip && !lin->skip_clip) {
+        /* the clip search sees the inputs the layer will: X * (1/s) */
+        size_t T = calib->sample_rows, t;
+        Xs = (float *)w4a8__alloc(T * K, sizeof(float));
+        st = Xs ? W4A8_OK : W4A8_ERR_NOMEM;
+        for (t = 0; st == W4A8_OK && t < T; t++)
+            for (k = 0; k < K; k++) Xs[t * K + k] = calib->sample[t * K + k] * (1.0f / s[k]);
+        if (st == W4A8_OK) st = w4a8_clip_awq(Ws, N, K, cfg->group_size, Xs, T, Ws);
+    }
+    if (st == W4A8_OK) {
+        if (plan) st = w4a8__gptq_rows(plan, Wq, N, cfg, m == W4A8_METHOD_AWQ || cfg->asymmetric, codes, scales,
+                                       zeros, gptq_loss);
+        else if (m == W4A8_METHOD_AWQ) st = w4a8_quantize_rtn_awq(Wq, N, K, cfg->group_size, codes, scales, zeros);
+        else st = w4a8_quantize_rtn(Wq, N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
+    }
+    W4A8_FREE(Ws);
+    W4A8_FREE(Xs);
+    return st;
+}
+
+/* One candidate: method m, with GPTQ weights or not. made[] receives the layers. */
+W4A8_PRIVATE w4a8_status w4a8__candidate(w4a8__job *job, w4a8_method m, int gptq, w4a8_layer **made,
+                                         w4a8_report *rep) {
+    const w4a8_config *cfg = job->cfg;
+    const w4a8_calib *calib = job->calib;
+    size_t K = job->K, G = w4a8__group_len(K, cfg->group_size), groups = (K + G - 1) / G, i, maxN = 0, rows = 0;
+    float *s = NULL, *scales = NULL;
+    uint8_t *codes = NULL, *zeros = NULL;
+    w4a8__gptq_plan plan;
+    w4a8_act_mode mode;
+    double gsum = 0.0;
+    w4a8_status st;
+    if (m == W4A8_METHOD_GPTQ || (m == W4A8_METHOD_RTN && gptq)) {
+        m = W4A8_METHOD_GPTQ;
+        gptq = 1;
+    }
+    memset(rep, 0, sizeof *rep);
+    memset(&plan, 0, sizeof plan);
+    rep->method = m;
+    rep->gptq_weights = gptq;
+    rep->loss = rep->awq_loss = rep->gptq_loss = -1.0;
+    rep->awq_ratio = -1.0f;
+    for (i = 0; i < W4A8_METHOD_COUNT; i++) rep->auto_loss[i][0] = rep->auto_loss[i][1] = -1.0;
+    for (i = 0; calib && i < K; i++)
+        if (calib->absmax[i] > rep->act_absmax) rep->act_absmax = calib->absmax[i];
+    for (i = 0; i < job->count; i++) maxN = job->lin[i].N > maxN ? job->lin[i].N : maxN;
+    st = w4a8__decide(job, m, &s, &mode, rep);
+    if (st == W4A8_OK && mode == W4A8_ACT_PER_TENSOR) {
+        if (cfg->act_scale > 0.0f) rep->act_scale = cfg->act_scale;
+        else st = w4a8__static_scale(calib, s, &rep->act_scale);
+    }
+    if (st == W4A8_OK && gptq) {
+        if (!calib || !calib->xtx || calib->tokens == 0) st = W4A8_ERR_NEED_CALIB;
+        else st = w4a8__gptq_plan_make(calib->xtx, 2.0 / (double)calib->tokens, K, s, cfg, &plan);
+        rep->gptq_damp = plan.lambda;
+    }
+    if (st == W4A8_OK) {
+        codes = (uint8_t *)w4a8__alloc(maxN, K);
+        scales = (float *)w4a8__alloc(maxN * groups, sizeof(float));
+        zeros = (uint8_t *)w4a8__alloc(maxN, groups);
+        if (!codes || !scales || !zeros) st = W4A8_ERR_NOMEM;
+    }
+    for (i = 0; st == W4A8_OK && i < job->count; i++) {
+        w4a8_layer_desc d;
+        double l = 0.0;
+        st = w4a8__weights(job, &job->lin[i], m, s, gptq ? &plan : NULL, codes, scales, zeros, &l);
+        gsum += l;
+        rows += job->lin[i].N;
+        memset(&d, 0, sizeof d);
+        d.N = job->lin[i].N;
+        d.K = K;
+        d.group_size = cfg->group_size;
+        d.asymmetric = m == W4A8_METHOD_AWQ || cfg->asymmetric;
+        d.codes = codes;
+        d.scales = scales;
+        d.zeros = zeros;
+        d.bias = job->lin[i].bias;
+        d.smooth = s;
+        d.smooth_folded = cfg->fold_smooth;
+        d.act_mode = mode;
+        d.act_scale = rep->act_scale;
+        d.method = m;
+        d.kernel = cfg->kernel;
+        if (st == W4A8_OK) st = w4a8_layer_create(&d, &made[i]);
+    }
+    rep->act_mode = mode;
+    rep->equalized = s != NULL;
+    if (gptq) rep->gptq_loss = gsum / (double)rows;
+    if (st == W4A8_OK && job->want_loss) st = w4a8__output_mse(job, made, &rep->loss);
+    if (st != W4A8_OK)
+        for (i = 0; i < job->count; i++) {
+            w4a8_layer_free(made[i]);
+            made[i] = NULL;
+        }
+    w4a8__gptq_plan_free(&plan);
+    W4A8_FREE(s);
+    W4A8_FREE(codes);
+    W4A8_FREE(scales);
+    W4A8_FREE(zeros);
+    return st;
+}
+
+/* Every method and composition; the lowest loss wins, the first on ties. */
+W4A8_PRIVATE w4a8_status w4a8__auto(w4a8__job *job, w4a8_layer **best, w4a8_report *rep) {
+    static const int tries[][2] = { { W4A8_METHOD_RTN, 0 },         { W4A8_METHOD_SMOOTHQUANT, 0 },
+                                    { W4A8_METHOD_AWQ, 0 },         { W4A8_METHOD_FPTQ, 0 },
+                                    { W4A8_METHOD_GPTQ, 1 },        { W4A8_METHOD_SMOOTHQUANT, 1 },
+                                    { W4A8_METHOD_AWQ, 1 },         { W4A8_METHOD_FPTQ, 1 } };
+    double table[W4A8_METHOD_COUNT][2];
+    w4a8_layer **made;
+    w4a8_report r;
+    size_t c, i, count = job->count;
+    int have = 0;
+    w4a8_status st = W4A8_OK;
+    if (!job->calib || job->calib->tokens == 0 || job->calib->sample_rows == 0) return W4A8_ERR_NEED_CALIB;
     made = (w4a8_layer **)w4a8__alloc(count, sizeof *made);
     if (!made) return W4A8_ERR_NOMEM;
     memset(made, 0, count * sizeof *made);
-    for (i = 0; i < count && st == W4A8_OK; i++)
-        st = w4a8__layer_rtn(&lin[i], K, NULL, cfg->act_mode, act_scale, cfg, &made[i]);
+    for (c = 0; c < W4A8_METHOD_COUNT; c++) table[c][0] = table[c][1] = -1.0;
+    for (c = 0; st == W4A8_OK && c < sizeof tries / sizeof tries[0]; c++) {
+        if ((job->cfg->gptq_weights && !tries[c][1]) || (tries[c][1] && !job->calib->xtx)) continue;
+        st = w4a8__candidate(job, (w4a8_method)tries[c][0], tries[c][1], made, &r);
+        if (st != W4A8_OK) break;
+        table[tries[c][0]][tries[c][1]] = r.loss;
+        if (!have || r.loss < rep->loss) {
+            for (i = 0; i < count; i++) {
+                w4a8_layer_free(best[i]);
+                best[i] = made[i];
+            }
+            *rep = r;
+            have = 1;
+        } else {
+            for (i = 0; i < count; i++) w4a8_layer_free(made[i]);
+        }
+        memset(made, 0, count * sizeof *made);
+    }
+    if (st == W4A8_OK && !have) st = W4A8_ERR_NEED_CALIB; /* GPTQ only, and no Hessian */
+    memcpy(rep->auto_loss, table, sizeof table);
+    W4A8_FREE(made);
+    return st;
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_linears(const w4a8_linear *lin, size_t count, size_t K,
+                                            const w4a8_calib *calib, const w4a8_config *cfg,
+                                            w4a8_layer **layers, w4a8_report *report) {
+    w4a8__job job;
+    w4a8_layer **made;
+    w4a8_report rep;
+    size_t i;
+    w4a8_status st;
+    if (!lin || !cfg || !layers) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_linears(lin, count, K, cfg->group_size)) != W4A8_OK) return st;
+    if ((st = w4a8__check_config(cfg, K)) != W4A8_OK) return st;
+    if (calib && calib->K != K) return W4A8_ERR_SHAPE;
+    if (calib && !w4a8__calib_finite(calib)) return W4A8_ERR_NONFINITE;
+    memset(&job, 0, sizeof job);
+    job.lin = lin;
+    job.count = count;
+    job.K = K;
+    job.calib = calib;
+    job.cfg = cfg;
+    job.want_loss = report || cfg->method == W4A8_METHOD_AUTO;
+    made = (w4a8_layer **)w4a8__alloc(count, sizeof *made);
+    if (!made) return W4A8_ERR_NOMEM;
+    memset(made, 0, count * sizeof *made);
     memset(&rep, 0, sizeof rep);
-    rep.method = cfg->method;
-    rep.act_mode = cfg->act_mode;
-    if (st == W4A8_OK) st = w4a8__output_mse(lin, made, count, calib, &rep.loss);
+    if (cfg->method == W4A8_METHOD_AUTO) st = w4a8__auto(&job, made, &rep);
+    else st = w4a8__candidate(&job, cfg->method, cfg->gptq_weights, made, &rep);
     for (i = 0; i < count; i++) {
         if (st == W4A8_OK) layers[i] = made[i];
         else w4a8_layer_free(made[i]);
     }
     W4A8_FREE(made);
+    W4A8_FREE(job.ref);
+    W4A8_FREE(job.awq_s);
     if (st == W4A8_OK && report) *report = rep;
     return st;
 }
@@ -1097,6 +2040,8 @@ W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, co
     if (!out) return W4A8_ERR_NULL_ARG;
     return w4a8_quantize_linears(&lin, 1, K, calib, cfg, out, NULL);
 }
+
+/* >>layer (forward) ---------------------------------------------------------- */
 
 /* Workspace: codes [M][K], then scales [M], then group sums [M][groups],
    each part starting on a 64-byte boundary. */
