@@ -10,7 +10,7 @@ CXXFLAGS += -std=c++11 -ffp-contract=off -fopenmp $(WARN)
 LDLIBS   = -lm
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c
+TEST_SRC = tests/test_main.c tests/test_core.c tests/compile_c.c tests/test_kernels.c tests/compile_nosimd.c
 TEST_HDR = w4a8.h tests/test.h tests/smoke.h
 
 .PHONY: all test check test-compilers demo clean

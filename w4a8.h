@@ -606,15 +606,16 @@ W4A8_PRIVATE void w4a8__free_aligned(void *p) {
 /* Whether this CPU and build run a kernel (AUTO excluded). */
 W4A8_PRIVATE int w4a8__cpu_runs(w4a8_kernel k) {
 #if defined(W4A8__AVX2) || defined(W4A8__AVX512)
-    unsigned a = 0, b = 0, c = 0, d = 0;
     __builtin_cpu_init(); /* harmless when done; needed if we run before constructors */
 #endif
     switch (k) {
     case W4A8_KERNEL_SCALAR: return 1;
 #ifdef W4A8__AVX2
     case W4A8_KERNEL_AVX2: return __builtin_cpu_supports("avx2") != 0;
-    case W4A8_KERNEL_AVX_VNNI: /* leaf 7 sub-leaf 1, EAX bit 4; not every compiler's cpu_supports knows it */
+    case W4A8_KERNEL_AVX_VNNI: { /* cpuid leaf 7.1 EAX bit 4: Clang 14's cpu_supports lacks "avxvnni" */
+        unsigned a = 0, b = 0, c = 0, d = 0;
         return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1);
+    }
 #endif
 #ifdef W4A8__AVX512
     case W4A8_KERNEL_AVX512_VNNI:

@@ -52,7 +52,9 @@ static inline float test_normal(uint64_t *s) {
 }
 
 void tests_core(void);
+void tests_kernels(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
+int nosimd_smoke(void);
 
 #endif

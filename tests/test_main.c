@@ -11,6 +11,7 @@ static void test_compile_cpp_static(void) { CHECK(compile_cpp_smoke() == 0); }
 int main(void) {
     printf("w4a8 %s tests\n", w4a8_version());
     tests_core();
+    tests_kernels();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
     printf("%d passed, %d failed\n", test_passed, test_failed);
