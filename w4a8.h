@@ -1407,80 +1407,89 @@ W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__tile_avx512(const w4a8__gemm_args *a
 #endif
 
 #ifdef W4A8__AVX2
-/* The AVX2 dot step: u (unsigned codes) x x (signed), four products per
-   int32 lane. maddubs pairs stay within int16 (2 * 15 * 128 < 2^15). */
-W4A8__INLINE W4A8__TARGET_AVX2 __m256i w4a8__dot_avx2(__m256i acc, __m256i u, __m256i x) {
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)));
+/* The dot steps: acc += u0 . x0 + u1 . x1 per int32 lane, u unsigned codes,
+   x signed. AVX2 adds the two maddubs results in int16 first: each lane
+   holds at most 4 * 15 * 128 < 2^15. */
+W4A8__INLINE W4A8__TARGET_AVX2 __m256i w4a8__dot_avx2(__m256i acc, __m256i u0, __m256i x0, __m256i u1, __m256i x1) {
+    __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(u0, x0), _mm256_maddubs_epi16(u1, x1));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 
 /* Not always_inline: the AVX2 kernel holds a call to it it never makes. */
-static inline W4A8__TARGET_AVX_VNNI __m256i w4a8__dot_avx_vnni(__m256i acc, __m256i u, __m256i x) {
-    return _mm256_dpbusd_avx_epi32(acc, u, x);
+static inline W4A8__TARGET_AVX_VNNI __m256i w4a8__dot_avx_vnni(__m256i acc, __m256i u0, __m256i x0, __m256i u1,
+                                                              __m256i x1) {
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(acc, u0, x0), u1, x1);
 }
 
-/* One block (two ymm of 8 rows) x MB tokens; vnni picks the dot step. */
+/* One 8-code piece of a block (two ymm of 8 rows) against MB tokens' codes
+   xk; vnni picks the dot step. */
+W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__piece_avx2(__m256i (*acc)[2], const uint8_t *w, const int8_t **xk, int MB,
+                                                      int vnni) {
+    const __m256i low = _mm256_set1_epi8(15);
+    __m256i lo[2], hi[2];
+    int m, j;
+    W4A8__UNROLL for (j = 0; j < 2; j++) {
+        __m256i q = _mm256_load_si256((const __m256i *)w + j);
+        lo[j] = _mm256_and_si256(q, low);
+        hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+    }
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        __m256i x0 = _mm256_set1_epi32(w4a8__load_i32(xk[m])), x1 = _mm256_set1_epi32(w4a8__load_i32(xk[m] + 4));
+        W4A8__UNROLL for (j = 0; j < 2; j++)
+            acc[m][j] = vnni ? w4a8__dot_avx_vnni(acc[m][j], lo[j], x0, hi[j], x1)
+                             : w4a8__dot_avx2(acc[m][j], lo[j], x0, hi[j], x1);
+    }
+}
+
+/* One block x MB tokens. With 16 ymm registers the int32 sums take them
+   all; the float outputs wait in memory (y), touched once per group. */
 W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__tile_avx2_body(const w4a8__gemm_args *a, size_t n0, size_t m0, int MB,
                                                           int vnni) {
     const w4a8_layer *L = a->L;
-    const __m256i low = _mm256_set1_epi8(15);
     const uint8_t *w = L->packed + n0 / W4A8__ROWS * a->block_bytes;
     const int8_t *x[W4A8__TILE_TOKENS], *xk[W4A8__TILE_TOKENS];
     int8_t pad[W4A8__TILE_TOKENS][8];
-    __m256 y[W4A8__TILE_TOKENS][2];
-    size_t g, k;
+    float y[W4A8__TILE_TOKENS][W4A8__ROWS];
+    size_t g, k, live = L->N - n0 < W4A8__ROWS ? L->N - n0 : W4A8__ROWS;
     int m, j;
-    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
-        x[m] = a->codes + (m0 + (size_t)m) * L->K;
-        W4A8__UNROLL for (j = 0; j < 2; j++)
-            y[m][j] = _mm256_setzero_ps();
-    }
+    memset(y, 0, sizeof y);
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) x[m] = a->codes + (m0 + (size_t)m) * L->K;
     for (g = 0; g < L->groups; g++) {
         size_t k1 = (g + 1) * L->G < L->K ? (g + 1) * L->G : L->K;
-        __m256 scale[2];
-        __m256i zero[2], acc[W4A8__TILE_TOKENS][2];
-        W4A8__UNROLL for (j = 0; j < 2; j++) {
-            scale[j] = _mm256_load_ps((const float *)w + 8 * j);
-            zero[j] = L->asymmetric ? _mm256_load_si256((const __m256i *)(w + 64) + j) : _mm256_setzero_si256();
-            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) acc[m][j] = _mm256_setzero_si256();
-        }
+        const uint8_t *head = w;
+        __m256i acc[W4A8__TILE_TOKENS][2];
+        W4A8__FOR(m, MB, W4A8__TILE_TOKENS) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
         w += L->asymmetric ? 128 : 64;
-        for (k = g * L->G; k < k1; k += 8, w += 64) {
-            __m256i lo[2], hi[2];
+        for (k = g * L->G; k + 8 <= k1; k += 8, w += 64) {
+            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) xk[m] = x[m] + k;
+            w4a8__piece_avx2(acc, w, xk, MB, vnni);
+        }
+        if (k < k1) {
             w4a8__piece_codes(x, MB, k, k1, pad, xk);
-            W4A8__UNROLL for (j = 0; j < 2; j++) {
-                __m256i q = _mm256_load_si256((const __m256i *)w + j);
-                lo[j] = _mm256_and_si256(q, low);
-                hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
-            }
-            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
-                __m256i x0 = _mm256_set1_epi32(w4a8__load_i32(xk[m])), x1 = _mm256_set1_epi32(w4a8__load_i32(xk[m] + 4));
-                W4A8__UNROLL for (j = 0; j < 2; j++) {
-                    acc[m][j] = vnni ? w4a8__dot_avx_vnni(acc[m][j], lo[j], x0) : w4a8__dot_avx2(acc[m][j], lo[j], x0);
-                    acc[m][j] = vnni ? w4a8__dot_avx_vnni(acc[m][j], hi[j], x1) : w4a8__dot_avx2(acc[m][j], hi[j], x1);
-                }
-            }
+            w4a8__piece_avx2(acc, w, xk, MB, vnni);
+            w += 64;
         }
         W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
             __m256i gs = _mm256_set1_epi32(a->group_sums[(m0 + (size_t)m) * L->groups + g]);
             W4A8__UNROLL for (j = 0; j < 2; j++) {
-                __m256i zs = L->asymmetric ? _mm256_mullo_epi32(zero[j], gs) : _mm256_slli_epi32(gs, 3);
-                __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[m][j], zs)), scale[j]);
+                __m256i zs = L->asymmetric ? _mm256_mullo_epi32(_mm256_load_si256((const __m256i *)(head + 64) + j), gs)
+                                           : _mm256_slli_epi32(gs, 3);
+                __m256 t = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[m][j], zs));
+                t = _mm256_mul_ps(t, _mm256_load_ps((const float *)head + 8 * j));
                 W4A8__NO_FUSE(t);
-                y[m][j] = _mm256_add_ps(y[m][j], t);
+                _mm256_storeu_ps(y[m] + 8 * j, _mm256_add_ps(_mm256_loadu_ps(y[m] + 8 * j), t));
             }
         }
     }
     W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
         __m256 xs = _mm256_set1_ps(a->x_scales[m0 + (size_t)m]);
-        size_t live = L->N - n0 < W4A8__ROWS ? L->N - n0 : W4A8__ROWS;
-        float out[W4A8__ROWS];
+        float *out = a->Y + (m0 + (size_t)m) * L->N + n0;
         W4A8__UNROLL for (j = 0; j < 2; j++) {
-            __m256 v = _mm256_mul_ps(y[m][j], xs);
+            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(y[m] + 8 * j), xs);
             W4A8__NO_FUSE(v);
-            _mm256_storeu_ps(out + 8 * j, v);
+            _mm256_storeu_ps(y[m] + 8 * j, v);
         }
-        for (j = 0; j < (int)live; j++) /* scalar, like the reference: no read past the bias */
-            a->Y[(m0 + (size_t)m) * L->N + n0 + (size_t)j] = L->bias ? out[j] + L->bias[n0 + (size_t)j] : out[j];
+        for (k = 0; k < live; k++) out[k] = L->bias ? y[m][k] + L->bias[n0 + k] : y[m][k]; /* scalar: no read past N */
     }
 }
 
@@ -1505,68 +1514,71 @@ W4A8_PRIVATE W4A8__TARGET_AVX_VNNI void w4a8__tile_avx_vnni(const w4a8__gemm_arg
 #endif
 
 #ifdef W4A8__NEON
-/* One block (four q-registers of 4 rows) x MB tokens; sdot takes the codes
-   0..15 as signed bytes, which they also are. */
+/* One 8-code piece of a block (four q-registers of 4 rows) against MB
+   tokens' codes xk. sdot takes the codes 0..15 as the signed bytes they
+   also are. */
+W4A8__INLINE void w4a8__piece_neon(int32x4_t (*acc)[4], const uint8_t *w, const int8_t **xk, int MB) {
+    const uint8x16_t low = vdupq_n_u8(15);
+    int8x16_t lo[4], hi[4];
+    int m, j;
+    W4A8__UNROLL for (j = 0; j < 4; j++) {
+        uint8x16_t q = vld1q_u8(w + 16 * j);
+        lo[j] = vreinterpretq_s8_u8(vandq_u8(q, low));
+        hi[j] = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+    }
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        int8x16_t x0 = vreinterpretq_s8_s32(vdupq_n_s32(w4a8__load_i32(xk[m])));
+        int8x16_t x1 = vreinterpretq_s8_s32(vdupq_n_s32(w4a8__load_i32(xk[m] + 4)));
+        W4A8__UNROLL for (j = 0; j < 4; j++) acc[m][j] = vdotq_s32(vdotq_s32(acc[m][j], lo[j], x0), hi[j], x1);
+    }
+}
+
+/* One block x MB tokens, the float outputs in memory as for AVX2. */
 W4A8__INLINE void w4a8__tile_neon_body(const w4a8__gemm_args *a, size_t n0, size_t m0, int MB) {
     const w4a8_layer *L = a->L;
-    const uint8x16_t low = vdupq_n_u8(15);
     const uint8_t *w = L->packed + n0 / W4A8__ROWS * a->block_bytes;
     const int8_t *x[W4A8__TILE_TOKENS], *xk[W4A8__TILE_TOKENS];
     int8_t pad[W4A8__TILE_TOKENS][8];
-    float32x4_t y[W4A8__TILE_TOKENS][4];
-    size_t g, k;
+    float y[W4A8__TILE_TOKENS][W4A8__ROWS];
+    size_t g, k, live = L->N - n0 < W4A8__ROWS ? L->N - n0 : W4A8__ROWS;
     int m, j;
-    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
-        x[m] = a->codes + (m0 + (size_t)m) * L->K;
-        W4A8__UNROLL for (j = 0; j < 4; j++)
-            y[m][j] = vdupq_n_f32(0.0f);
-    }
+    memset(y, 0, sizeof y);
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) x[m] = a->codes + (m0 + (size_t)m) * L->K;
     for (g = 0; g < L->groups; g++) {
         size_t k1 = (g + 1) * L->G < L->K ? (g + 1) * L->G : L->K;
-        float32x4_t scale[4];
-        int32x4_t zero[4], acc[W4A8__TILE_TOKENS][4];
-        W4A8__UNROLL for (j = 0; j < 4; j++) {
-            scale[j] = vld1q_f32((const float *)w + 4 * j);
-            zero[j] = L->asymmetric ? vld1q_s32((const int32_t *)(w + 64) + 4 * j) : vdupq_n_s32(0);
-            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) acc[m][j] = vdupq_n_s32(0);
-        }
+        const uint8_t *head = w;
+        int32x4_t acc[W4A8__TILE_TOKENS][4];
+        W4A8__FOR(m, MB, W4A8__TILE_TOKENS) W4A8__UNROLL for (j = 0; j < 4; j++) acc[m][j] = vdupq_n_s32(0);
         w += L->asymmetric ? 128 : 64;
-        for (k = g * L->G; k < k1; k += 8, w += 64) {
-            int8x16_t lo[4], hi[4];
+        for (k = g * L->G; k + 8 <= k1; k += 8, w += 64) {
+            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) xk[m] = x[m] + k;
+            w4a8__piece_neon(acc, w, xk, MB);
+        }
+        if (k < k1) {
             w4a8__piece_codes(x, MB, k, k1, pad, xk);
-            W4A8__UNROLL for (j = 0; j < 4; j++) {
-                uint8x16_t q = vld1q_u8(w + 16 * j);
-                lo[j] = vreinterpretq_s8_u8(vandq_u8(q, low));
-                hi[j] = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
-            }
-            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
-                int8x16_t x0 = vreinterpretq_s8_s32(vdupq_n_s32(w4a8__load_i32(xk[m])));
-                int8x16_t x1 = vreinterpretq_s8_s32(vdupq_n_s32(w4a8__load_i32(xk[m] + 4)));
-                W4A8__UNROLL for (j = 0; j < 4; j++)
-                    acc[m][j] = vdotq_s32(vdotq_s32(acc[m][j], lo[j], x0), hi[j], x1);
-            }
+            w4a8__piece_neon(acc, w, xk, MB);
+            w += 64;
         }
         W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
             int32x4_t gs = vdupq_n_s32(a->group_sums[(m0 + (size_t)m) * L->groups + g]);
             W4A8__UNROLL for (j = 0; j < 4; j++) {
-                int32x4_t zs = L->asymmetric ? vmulq_s32(zero[j], gs) : vshlq_n_s32(gs, 3);
-                float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[m][j], zs)), scale[j]);
+                int32x4_t zs = L->asymmetric ? vmulq_s32(vld1q_s32((const int32_t *)(head + 64) + 4 * j), gs)
+                                             : vshlq_n_s32(gs, 3);
+                float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[m][j], zs)), vld1q_f32((const float *)head + 4 * j));
                 W4A8__NO_FUSE(t);
-                y[m][j] = vaddq_f32(y[m][j], t);
+                vst1q_f32(y[m] + 4 * j, vaddq_f32(vld1q_f32(y[m] + 4 * j), t));
             }
         }
     }
     W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
         float32x4_t xs = vdupq_n_f32(a->x_scales[m0 + (size_t)m]);
-        size_t live = L->N - n0 < W4A8__ROWS ? L->N - n0 : W4A8__ROWS;
-        float out[W4A8__ROWS];
+        float *out = a->Y + (m0 + (size_t)m) * L->N + n0;
         W4A8__UNROLL for (j = 0; j < 4; j++) {
-            float32x4_t v = vmulq_f32(y[m][j], xs);
+            float32x4_t v = vmulq_f32(vld1q_f32(y[m] + 4 * j), xs);
             W4A8__NO_FUSE(v);
-            vst1q_f32(out + 4 * j, v);
+            vst1q_f32(y[m] + 4 * j, v);
         }
-        for (j = 0; j < (int)live; j++)
-            a->Y[(m0 + (size_t)m) * L->N + n0 + (size_t)j] = L->bias ? out[j] + L->bias[n0 + (size_t)j] : out[j];
+        for (k = 0; k < live; k++) out[k] = L->bias ? y[m][k] + L->bias[n0 + k] : y[m][k];
     }
 }
 
