@@ -480,8 +480,12 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 
 #ifdef _OPENMP
 #define W4A8__OMP_FOR _Pragma("omp parallel for schedule(static)")
+/* The same, threaded only when cond holds (a lone token skips a fork and a barrier). */
+#define W4A8__PRAGMA(x) _Pragma(#x)
+#define W4A8__OMP_FOR_IF(cond) W4A8__PRAGMA(omp parallel for schedule(static) if (cond))
 #else
 #define W4A8__OMP_FOR
+#define W4A8__OMP_FOR_IF(cond)
 #endif
 
 /* Which SIMD kernels this build compiles. x86-64: GCC >= 11 or Clang >= 13
@@ -1200,7 +1204,7 @@ W4A8_PRIVATE w4a8_status w4a8__quantize_acts(w4a8_kernel kernel, int validate, c
     size_t groups = (K + G - 1) / G;
     ptrdiff_t m;
     int bad = 0;
-    W4A8__OMP_FOR
+    W4A8__OMP_FOR_IF(M > 1)
     for (m = 0; m < (ptrdiff_t)M; m++) {
         size_t i = (size_t)m;
         float amax;
