@@ -518,6 +518,10 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 #else
 #define W4A8__UNROLL _Pragma("GCC unroll 8")
 #endif
+/* Ask for the weight stream 2 KiB ahead: a single token (decoding) reads
+   its weights from DRAM, and the hardware prefetcher alone leaves some 10%
+   of the bandwidth unused. A hint: it never faults, even past the end. */
+#define W4A8__PREFETCH(p) __builtin_prefetch((const void *)((uintptr_t)(p) + 2048))
 /* for (i = 0; i < n; i++), unrolled to the fixed bound max: the indices are
    constants whether the compiler unrolls before or after inlining n. */
 #define W4A8__FOR(i, n, max) W4A8__UNROLL for (i = 0; i < (max); i++) if (i < (n))
@@ -1328,6 +1332,7 @@ W4A8__INLINE W4A8__TARGET_AVX512 void w4a8__piece_avx512(__m512i (*acc)[2], cons
     int m, j;
     W4A8__FOR(j, NB, 2) {
         __m512i q = _mm512_load_si512(w[j]);
+        W4A8__PREFETCH(w[j]);
         lo[j] = _mm512_and_si512(q, low);                       /* codes k..k+3 of each row */
         hi[j] = _mm512_and_si512(_mm512_srli_epi16(q, 4), low); /* codes k+4..k+7 */
         w[j] += 64;
@@ -1432,6 +1437,7 @@ W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__piece_avx2(__m256i (*acc)[2], const ui
     const __m256i low = _mm256_set1_epi8(15);
     __m256i lo[2], hi[2];
     int m, j;
+    W4A8__PREFETCH(w);
     W4A8__UNROLL for (j = 0; j < 2; j++) {
         __m256i q = _mm256_load_si256((const __m256i *)w + j);
         lo[j] = _mm256_and_si256(q, low);
@@ -1525,6 +1531,7 @@ W4A8__INLINE void w4a8__piece_neon(int32x4_t (*acc)[4], const uint8_t *w, const 
     const uint8x16_t low = vdupq_n_u8(15);
     int8x16_t lo[4], hi[4];
     int m, j;
+    W4A8__PREFETCH(w);
     W4A8__UNROLL for (j = 0; j < 4; j++) {
         uint8x16_t q = vld1q_u8(w + 16 * j);
         lo[j] = vreinterpretq_s8_u8(vandq_u8(q, low));
