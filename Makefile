@@ -52,12 +52,14 @@ build/llama2_w4a8: examples/llama2_w4a8.c w4a8.h | build
 
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
 # where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
+# The CUDA part runs first so that the suite's own "N passed, N failed"
+# (under the sanitizers) is the last line.
 test: test-compilers build/test_main build/w4a8_heatmap build/llama2_w4a8
-	./build/test_main
-	$(MAKE) --no-print-directory check
 ifneq ($(NVCC),)
 	$(MAKE) --no-print-directory test-cuda
 endif
+	./build/test_main
+	$(MAKE) --no-print-directory check
 
 # The suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 check: build/test_san

@@ -604,8 +604,9 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 
 /* Which SIMD kernels this build compiles. x86-64: GCC >= 11 or Clang >= 13
    (target attributes for AVX-VNNI); AArch64: NEON when the build targets the
-   dot-product extension. Everything else: the scalar kernel only. */
-#if !defined(W4A8_NO_SIMD) && defined(__x86_64__) &&                                                  \
+   dot-product extension. Everything else, and host code compiled by nvcc
+   (whose front end rejects these pragmas), gets the scalar kernel only. */
+#if !defined(W4A8_NO_SIMD) && !defined(__CUDACC__) && defined(__x86_64__) &&                                                  \
     ((defined(__clang__) && __clang_major__ >= 13) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 #include <cpuid.h>
 #include <immintrin.h>
@@ -616,7 +617,7 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 #define W4A8__AVX512 1
 #endif
 #endif
-#if !defined(W4A8_NO_SIMD) && !defined(W4A8_NO_NEON) && defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD) && \
+#if !defined(W4A8_NO_SIMD) && !defined(W4A8_NO_NEON) && !defined(__CUDACC__) && defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD) && \
     (defined(__GNUC__) || defined(__clang__))
 #include <arm_neon.h>
 #define W4A8__NEON 1
@@ -642,7 +643,7 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 #endif
 /* GCC 12's AVX-512 headers trip -Wuninitialized in C++ (GCC bug 105593):
    hush it around the SIMD code only. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
 #define W4A8__SIMD_BEGIN                                                                                     \
     _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")                      \
         _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
@@ -2935,17 +2936,17 @@ W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, 
 
 W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, size_t M, float *Y,
                                          void *workspace, size_t workspace_bytes) {
-    size_t need, part[3];
+    size_t need, part[3] = { 0, 0, 0 };
     unsigned char *ws, *owned = NULL;
     w4a8_status st;
     if (!L || !X || !Y) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8_layer_workspace_size(L, M, &need)) != W4A8_OK) return st;
     if (workspace && workspace_bytes < need) return W4A8_ERR_WORKSPACE;
+    w4a8__workspace_parts(L, M, part); /* cannot fail once the size did not */
     if (!workspace) {
         workspace = owned = (unsigned char *)W4A8_MALLOC(need);
         if (!owned) return W4A8_ERR_NOMEM;
     }
-    w4a8__workspace_parts(L, M, part);
     ws = (unsigned char *)workspace + ((64 - (uintptr_t)workspace % 64) % 64);
     /* The workspace is scratch: one pass, no validation pass before it. */
     st = w4a8__quantize_acts(L->kernel, 0, X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
