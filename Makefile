@@ -27,11 +27,17 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda
-all: build/test_main build/quickstart build/w4a8_heatmap build/llama2_w4a8
+.PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda
+all: deps
+	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama2_w4a8
 
 build:
 	@mkdir -p build
+
+# The Debian packages the tests need (clang, libomp-dev, libstb-dev), installed
+# with apt-get when missing, so that `make test` is all a fresh machine needs.
+deps:
+	@sh tools/install_deps.sh
 
 build/test_main: $(TEST_SRC) tests/compile_cpp.cpp $(TEST_HDR) | build
 	$(CXX) $(CXXFLAGS) -c tests/compile_cpp.cpp -o build/compile_cpp.o
@@ -54,7 +60,8 @@ build/llama2_w4a8: examples/llama2_w4a8.c w4a8.h | build
 # where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
 # The CUDA part runs first so that the suite's own "N passed, N failed"
 # (under the sanitizers) is the last line.
-test: test-compilers build/test_main build/w4a8_heatmap build/llama2_w4a8
+test: deps
+	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama2_w4a8
 ifneq ($(NVCC),)
 	$(MAKE) --no-print-directory test-cuda
 endif

@@ -14,8 +14,9 @@ QUICK START
    w4a8_calib *calib = NULL;
    w4a8_layer *layer = NULL;
    w4a8_config_init(&cfg);                     // RTN, group 128, per-token A8
+   cfg.method = W4A8_METHOD_AWQ;               // or SMOOTHQUANT, GPTQ, FPTQ, AUTO
    cfg.group_size = 64;
-   w4a8_calib_create(K, 0, 512, &calib);       // K inputs, no Hessian, keep 512 tokens
+   w4a8_calib_create(K, 1, 512, &calib);       // K inputs, Hessian (GPTQ), keep 512 tokens
    w4a8_calib_add(calib, X_calib, T);          // stream as many batches as you like
    w4a8_layer_quantize(W, N, K, bias, calib, &cfg, &layer);   // W[N][K], bias may be NULL
    w4a8_layer_forward(layer, X, M, Y, NULL, 0);              // X[M][K] -> Y[M][N]
@@ -3224,8 +3225,11 @@ W4A8_IMPL w4a8_status w4a8_layer_load(const char *path, w4a8_kernel kernel, w4a8
 
 /*
 REVISION HISTORY
-   0.1.0 (2026-11-28)  first release: RTN, calibration, packing, scalar GEMM,
-                       layer lifecycle and file format version 1.
+   0.1.0 (2026-11-28)  first release: calibration; RTN, SmoothQuant, AWQ,
+                       GPTQ, FPTQ, AUTO and their GPTQ compositions; packing;
+                       the scalar reference GEMM and bit-identical AVX2,
+                       AVX-VNNI, AVX-512 VNNI and NEON kernels; layer
+                       lifecycle and file format version 1.
 
 ------------------------------------------------------------------------------
 This software is available under 2 licenses -- choose whichever you prefer.
