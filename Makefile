@@ -12,8 +12,8 @@ LDLIBS   = -lm
 STB_LIBS = -lstb
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/test_methods.c tests/compile_c.c tests/test_heatmap.c \
-           tests/test_cuda_layout.c tests/test_llama2.c
+TEST_SRC = tests/test_main.c tests/test_core.c tests/test_kernels.c tests/test_methods.c tests/compile_c.c \
+           tests/compile_nosimd.c tests/test_heatmap.c tests/test_cuda_layout.c tests/test_llama2.c
 TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c \
            examples/llama2_w4a8.c
 
@@ -27,11 +27,17 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all test check test-compilers demo clean cuda test-cuda bench-cuda
-all: build/test_main build/quickstart build/w4a8_heatmap build/llama2_w4a8
+.PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda
+all: deps
+	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama2_w4a8
 
 build:
 	@mkdir -p build
+
+# The Debian packages the tests need (clang, libomp-dev, libstb-dev), installed
+# with apt-get when missing, so that `make test` is all a fresh machine needs.
+deps:
+	@sh tools/install_deps.sh
 
 build/test_main: $(TEST_SRC) tests/compile_cpp.cpp $(TEST_HDR) | build
 	$(CXX) $(CXXFLAGS) -c tests/compile_cpp.cpp -o build/compile_cpp.o
@@ -52,12 +58,15 @@ build/llama2_w4a8: examples/llama2_w4a8.c w4a8.h | build
 
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
 # where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
-test: test-compilers build/test_main build/w4a8_heatmap build/llama2_w4a8
-	./build/test_main
-	$(MAKE) --no-print-directory check
+# The CUDA part runs first so that the suite's own "N passed, N failed"
+# (under the sanitizers) is the last line.
+test: deps
+	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama2_w4a8
 ifneq ($(NVCC),)
 	$(MAKE) --no-print-directory test-cuda
 endif
+	./build/test_main
+	$(MAKE) --no-print-directory check
 
 # The suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 check: build/test_san
@@ -73,6 +82,10 @@ test-compilers: | build
 	  $$cxx -std=$$std -ffp-contract=off $(WARN) -fsyntax-only tests/compile_cpp.cpp || exit 1; done; done
 	@echo "clang -std=c99 tools/w4a8_heatmap.c"
 	@clang -std=c99 -ffp-contract=off $(WARN) -fsyntax-only tools/w4a8_heatmap.c
+	@for opt in W4A8_NO_SIMD W4A8_NO_AVX2 W4A8_NO_AVX512; do \
+	  echo "gcc, clang, g++, clang++ -D$$opt"; \
+	  for cc in gcc clang; do $$cc -std=c99 -D$$opt -ffp-contract=off $(WARN) -fsyntax-only tests/compile_c.c || exit 1; done; \
+	  for cxx in g++ clang++; do $$cxx -std=c++11 -D$$opt -ffp-contract=off $(WARN) -fsyntax-only tests/compile_cpp.cpp || exit 1; done; done
 
 build/w4a8_cuda.o: w4a8_cuda.cu $(CUDA_HDR) | build
 	$(NVCC) $(NVFLAGS) -c $< -o $@
@@ -110,6 +123,25 @@ demo: build/quickstart build/llama2_w4a8
 	  echo "demo: no checkpoint at $$model (set MODEL= or DATA=), so the synthetic quickstart"; \
 	  ./build/quickstart; \
 	fi
+
+# GEMM throughput of every kernel beside the scalar reference and FP32
+# (a few minutes; ./build/w4a8_bench --quick takes seconds).
+build/w4a8_bench: tools/w4a8_bench.c w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+bench: build/w4a8_bench
+	./build/w4a8_bench
+
+# Optional: the NEON kernel, cross-built for AArch64 with the dot-product
+# extension and run under qemu when it is there (Debian: gcc-aarch64-linux-gnu
+# g++-aarch64-linux-gnu qemu-user).
+A64 ?= aarch64-linux-gnu-
+test-neon: | build
+	$(A64)g++ $(CXXFLAGS) -march=armv8.2-a+dotprod -c tests/compile_cpp.cpp -o build/compile_cpp_a64.o
+	$(A64)gcc $(CFLAGS) -march=armv8.2-a+dotprod -DW4A8_TEST_NO_STB $(filter-out tests/test_heatmap.c,$(TEST_SRC)) \
+	  build/compile_cpp_a64.o -o build/test_a64 $(LDLIBS) -lstdc++
+	@if command -v qemu-aarch64 >/dev/null; then qemu-aarch64 -L /usr/aarch64-linux-gnu build/test_a64; \
+	else echo "qemu-aarch64 not found: built build/test_a64, not run"; fi
 
 clean:
 	rm -rf build

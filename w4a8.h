@@ -14,8 +14,9 @@ QUICK START
    w4a8_calib *calib = NULL;
    w4a8_layer *layer = NULL;
    w4a8_config_init(&cfg);                     // RTN, group 128, per-token A8
+   cfg.method = W4A8_METHOD_AWQ;               // or SMOOTHQUANT, GPTQ, FPTQ, AUTO
    cfg.group_size = 64;
-   w4a8_calib_create(K, 0, 512, &calib);       // K inputs, no Hessian, keep 512 tokens
+   w4a8_calib_create(K, 1, 512, &calib);       // K inputs, Hessian (GPTQ), keep 512 tokens
    w4a8_calib_add(calib, X_calib, T);          // stream as many batches as you like
    w4a8_layer_quantize(W, N, K, bias, calib, &cfg, &layer);   // W[N][K], bias may be NULL
    w4a8_layer_forward(layer, X, M, Y, NULL, 0);              // X[M][K] -> Y[M][N]
@@ -32,7 +33,10 @@ BUILD OPTIONS (define before including the implementation)
    W4A8_MALLOC(sz) / W4A8_FREE(p)
                            allocator, both or neither (default malloc/free)
    W4A8_ASSERT(x)          internal invariants only, never input checks (default assert)
-   W4A8_NO_SIMD            compile out every SIMD kernel
+   W4A8_NO_SIMD            compile out every SIMD kernel (scalar reference only)
+   W4A8_NO_AVX2            compile out the AVX2 and AVX-VNNI kernels
+   W4A8_NO_AVX512          compile out the AVX-512 VNNI kernel
+   W4A8_NO_NEON            compile out the NEON kernel
    W4A8_NO_STDIO           drop w4a8_layer_save/w4a8_layer_load (the memory versions stay)
    No option changes a numeric result except by choosing which kernel runs,
    and every kernel is bit-identical to the scalar reference.
@@ -88,6 +92,40 @@ CONVENTIONS
    Each line is a separate rounding: no fused multiply-add, whatever the
    compiler flags (the header puts an optimization barrier between product
    and sum). A group may be at most 2^20 long so int32 cannot overflow.
+
+KERNELS
+   W4A8_KERNEL_SCALAR is the reference. With GCC >= 11 or Clang >= 13 on
+   x86-64 the header also compiles W4A8_KERNEL_AVX2 (maddubs + madd),
+   W4A8_KERNEL_AVX_VNNI (256-bit vpdpbusd) and W4A8_KERNEL_AVX512_VNNI
+   (512-bit vpdpbusd, needs AVX-512 F, BW and VNNI), each through per-function
+   target attributes, so one binary runs on any x86-64 CPU. On AArch64 built
+   with the dot-product extension (e.g. -march=armv8.2-a+dotprod) it compiles
+   W4A8_KERNEL_NEON (sdot). Other compilers (MSVC) get the scalar kernel only.
+   A layer picks its kernel when it is built: AUTO takes the fastest one this
+   CPU runs (__builtin_cpu_supports, cpuid for AVX-VNNI); naming one the CPU or
+   the build lacks gives W4A8_ERR_UNSUPPORTED. The SIMD kernels need every
+   group but the last to be a multiple of 8 long (G % 8 == 0, or one group per
+   row): AUTO takes the scalar kernel otherwise, and naming a SIMD kernel gives
+   W4A8_ERR_UNSUPPORTED. The layer's activation quantization uses its
+   kernel's instruction set too. Every kernel gives the scalar kernel's bits:
+   integer sums are exact in any order, and the float steps above run lane by
+   lane in the same order. Threads take whole tiles of outputs x tokens.
+
+   LAYOUT (blocked, what every SIMD kernel reads): rows in blocks of 16, the
+   last block padded with zero rows. Each block is one contiguous stream of
+   64-byte pieces, in K order:
+       for each group g:
+           f32 scale[16]         the 16 rows' scales of group g
+           i32 zero[16]          asymmetric layers only (native byte order)
+           for each 8 codes k..k+7 of g, the last 8 zero-padded:
+               u8 q[16][4]       q[r][j] = u[r][k+j] | u[r][k+4+j] << 4
+   One 64-byte load holds 16 rows x 8 codes: masking the low nibbles gives
+   codes k..k+3 of each row in one 32-bit lane, shifting gives k+4..k+7, and
+   vpdpbusd multiplies each lane by 4 broadcast activation codes (AVX2 and
+   NEON split the piece into 2 or 4 registers). A block takes
+   64 * (groups * (1 + asymmetric) + ceil(K / 8)) bytes, 64-byte aligned.
+   The layer keeps its scales and zeros in the portable [N][groups] form too;
+   w4a8_layer_codes turns any layout back into portable codes.
 
 ERRORS
    Every public function returns w4a8_status and writes results only through
@@ -200,10 +238,21 @@ typedef enum w4a8_method {
 } w4a8_method;
 
 typedef enum w4a8_kernel {
-    W4A8_KERNEL_AUTO = 0,   /* the fastest this CPU runs */
-    W4A8_KERNEL_SCALAR,     /* the reference; always available */
+    W4A8_KERNEL_AUTO = 0,       /* the fastest this CPU runs */
+    W4A8_KERNEL_SCALAR,         /* the reference; always available */
+    W4A8_KERNEL_AVX2,           /* x86-64 AVX2: maddubs + madd */
+    W4A8_KERNEL_AVX_VNNI,       /* x86-64 AVX2 + AVX-VNNI: 256-bit vpdpbusd */
+    W4A8_KERNEL_AVX512_VNNI,    /* x86-64 AVX-512 F/BW/VNNI: 512-bit vpdpbusd */
+    W4A8_KERNEL_NEON,           /* AArch64 with the dot-product extension: sdot */
     W4A8_KERNEL_COUNT
 } w4a8_kernel;
+
+/* "scalar", "avx2", ...; never NULL, "unknown kernel" for bad values. */
+W4A8_API const char *w4a8_kernel_name(w4a8_kernel kernel);
+/* AUTO becomes the fastest kernel this CPU and build run; a named kernel
+   comes back as it is when it runs here, else W4A8_ERR_UNSUPPORTED
+   (W4A8_ERR_CONFIG for values outside the enum). */
+W4A8_API w4a8_status w4a8_kernel_resolve(w4a8_kernel want, w4a8_kernel *out);
 
 /* Every knob, with its default from w4a8_config_init. */
 typedef struct w4a8_config {
@@ -469,6 +518,12 @@ W4A8_API w4a8_status w4a8_layer_workspace_size(const w4a8_layer *layer, size_t M
 /* Y[M][N] = X[M][K] W^T (+ bias). workspace may be NULL (then one is allocated). */
 W4A8_API w4a8_status w4a8_layer_forward(const w4a8_layer *layer, const float *X, size_t M, float *Y,
                                         void *workspace, size_t workspace_bytes);
+/* The first half of the forward: X[M][K] -> codes[M][K], scales[M],
+   group_sums[M][groups] with the layer's group size, equalization and
+   activation mode, on its kernel's instruction set. Layers sharing an input
+   and those settings can share one quantized copy of it. */
+W4A8_API w4a8_status w4a8_layer_quantize_activations(const w4a8_layer *layer, const float *X, size_t M,
+                                                     int8_t *codes, float *scales, int32_t *group_sums);
 /* The int8 half of the forward: codes/scales/group_sums as
    w4a8_quantize_activations writes them (rows of K codes). */
 W4A8_API w4a8_status w4a8_layer_gemm(const w4a8_layer *layer, const int8_t *codes, const float *scales,
@@ -528,9 +583,10 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 #endif
 
 /* An empty asm that claims to change v: the compiler cannot fuse the
-   multiply before it with the add after it, whatever -ffp-contract says. */
+   multiply before it with the add after it, whatever -ffp-contract says.
+   "v" is any vector register (xmm/ymm/zmm 0-31), so it holds __m512 too. */
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define W4A8__NO_FUSE(v) __asm__("" : "+x"(v))
+#define W4A8__NO_FUSE(v) __asm__("" : "+v"(v))
 #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
 #define W4A8__NO_FUSE(v) __asm__("" : "+w"(v))
 #else
@@ -539,9 +595,67 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 
 #ifdef _OPENMP
 #define W4A8__OMP_FOR _Pragma("omp parallel for schedule(static)")
+/* The same, threaded only when cond holds (a lone token skips a fork and a barrier). */
+#define W4A8__PRAGMA(x) _Pragma(#x)
+#define W4A8__OMP_FOR_IF(cond) W4A8__PRAGMA(omp parallel for schedule(static) if (cond))
 #else
 #define W4A8__OMP_FOR
+#define W4A8__OMP_FOR_IF(cond)
 #endif
+
+/* Which SIMD kernels this build compiles. x86-64: GCC >= 11 or Clang >= 13
+   (target attributes for AVX-VNNI); AArch64: NEON when the build targets the
+   dot-product extension. Everything else, and host code compiled by nvcc
+   (whose front end rejects these pragmas), gets the scalar kernel only. */
+#if !defined(W4A8_NO_SIMD) && !defined(__CUDACC__) && defined(__x86_64__) &&                                                  \
+    ((defined(__clang__) && __clang_major__ >= 13) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#include <cpuid.h>
+#include <immintrin.h>
+#ifndef W4A8_NO_AVX2
+#define W4A8__AVX2 1
+#endif
+#ifndef W4A8_NO_AVX512
+#define W4A8__AVX512 1
+#endif
+#endif
+#if !defined(W4A8_NO_SIMD) && !defined(W4A8_NO_NEON) && !defined(__CUDACC__) && defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD) && \
+    (defined(__GNUC__) || defined(__clang__))
+#include <arm_neon.h>
+#define W4A8__NEON 1
+#endif
+#if defined(W4A8__AVX2) || defined(W4A8__AVX512) || defined(W4A8__NEON)
+#define W4A8__SIMD 1
+/* SIMD bodies are written once and inlined into each kernel's entry point,
+   their small loops over tokens and registers unrolled so that arrays of
+   vectors live in registers, even at -O2. */
+#define W4A8__INLINE static inline __attribute__((always_inline))
+#ifdef __clang__
+#define W4A8__UNROLL _Pragma("unroll")
+#else
+#define W4A8__UNROLL _Pragma("GCC unroll 8")
+#endif
+/* Ask for the weight stream 2 KiB ahead: a single token (decoding) reads
+   its weights from DRAM, and the hardware prefetcher alone leaves some 10%
+   of the bandwidth unused. A hint: it never faults, even past the end. */
+#define W4A8__PREFETCH(p) __builtin_prefetch((const void *)((uintptr_t)(p) + 2048))
+/* for (i = 0; i < n; i++), unrolled to the fixed bound max: the indices are
+   constants whether the compiler unrolls before or after inlining n. */
+#define W4A8__FOR(i, n, max) W4A8__UNROLL for (i = 0; i < (max); i++) if (i < (n))
+#endif
+/* GCC 12's AVX-512 headers trip -Wuninitialized in C++ (GCC bug 105593):
+   hush it around the SIMD code only. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define W4A8__SIMD_BEGIN                                                                                     \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")                      \
+        _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define W4A8__SIMD_END _Pragma("GCC diagnostic pop")
+#else
+#define W4A8__SIMD_BEGIN
+#define W4A8__SIMD_END
+#endif
+#define W4A8__TARGET_AVX2 __attribute__((target("avx2")))
+#define W4A8__TARGET_AVX_VNNI __attribute__((target("avx2,avxvnni")))
+#define W4A8__TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
 /* >>helpers ---------------------------------------------------------------- */
 
@@ -595,6 +709,68 @@ W4A8_PRIVATE void *w4a8__alloc(size_t count, size_t size) {
 
 W4A8_PRIVATE float w4a8__clampf(float x, float lo, float hi) {
     return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* 64-byte aligned memory for the kernels' streams. The byte before the block
+   says how far it lies from what W4A8_MALLOC returned. */
+W4A8_PRIVATE void *w4a8__alloc_aligned(size_t bytes) {
+    unsigned char *raw, *p;
+    if (bytes > (size_t)-1 - 64) return NULL;
+    raw = (unsigned char *)W4A8_MALLOC(bytes + 64);
+    if (!raw) return NULL;
+    p = raw + (64 - (uintptr_t)raw % 64);
+    p[-1] = (unsigned char)(p - raw);
+    return p;
+}
+
+W4A8_PRIVATE void w4a8__free_aligned(void *p) {
+    if (p) W4A8_FREE((unsigned char *)p - ((unsigned char *)p)[-1]);
+}
+
+/* Whether this CPU and build run a kernel (AUTO excluded). */
+W4A8_PRIVATE int w4a8__cpu_runs(w4a8_kernel k) {
+#if defined(W4A8__AVX2) || defined(W4A8__AVX512)
+    __builtin_cpu_init(); /* harmless when done; needed if we run before constructors */
+#endif
+    switch (k) {
+    case W4A8_KERNEL_SCALAR: return 1;
+#ifdef W4A8__AVX2
+    case W4A8_KERNEL_AVX2: return __builtin_cpu_supports("avx2") != 0;
+    case W4A8_KERNEL_AVX_VNNI: { /* cpuid leaf 7.1 EAX bit 4: Clang 14's cpu_supports lacks "avxvnni" */
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1);
+    }
+#endif
+#ifdef W4A8__AVX512
+    case W4A8_KERNEL_AVX512_VNNI:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vnni");
+#endif
+#ifdef W4A8__NEON
+    case W4A8_KERNEL_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+W4A8_IMPL w4a8_status w4a8_kernel_resolve(w4a8_kernel want, w4a8_kernel *out) {
+    /* AUTO's preference, fastest first. */
+    static const w4a8_kernel order[] = { W4A8_KERNEL_AVX512_VNNI, W4A8_KERNEL_AVX_VNNI, W4A8_KERNEL_AVX2,
+                                         W4A8_KERNEL_NEON, W4A8_KERNEL_SCALAR };
+    size_t i;
+    if (!out) return W4A8_ERR_NULL_ARG;
+    if ((int)want < 0 || want >= W4A8_KERNEL_COUNT) return W4A8_ERR_CONFIG;
+    for (i = 0; want == W4A8_KERNEL_AUTO && !w4a8__cpu_runs(order[i]); i++) {}
+    if (want == W4A8_KERNEL_AUTO) want = order[i];
+    if (!w4a8__cpu_runs(want)) return W4A8_ERR_UNSUPPORTED;
+    *out = want;
+    return W4A8_OK;
+}
+
+W4A8_IMPL const char *w4a8_kernel_name(w4a8_kernel kernel) {
+    static const char *const names[] = { "auto", "scalar", "avx2", "avx-vnni", "avx512-vnni", "neon" };
+    if ((int)kernel < 0 || kernel >= W4A8_KERNEL_COUNT) return "unknown kernel";
+    return names[kernel];
 }
 
 W4A8_IMPL const char *w4a8_status_str(w4a8_status status) {
@@ -828,68 +1004,367 @@ W4A8_IMPL w4a8_status w4a8_unpack_int4(const uint8_t *packed, size_t N, size_t K
     return W4A8_OK;
 }
 
+/* The blocked layout of the SIMD kernels (KERNELS at the top): rows in
+   blocks of 16, each block one stream of 64-byte pieces. */
+#define W4A8__ROWS 16
+
+/* Whether the blocked layout serves this group length: every group but the
+   last must hold whole 8-code pieces. */
+W4A8_PRIVATE int w4a8__blocked_fits(size_t K, size_t G) { return G % 8 == 0 || G >= K; }
+
+/* Bytes of one block's stream, and of all of them. */
+W4A8_PRIVATE w4a8_status w4a8__blocked_bytes(size_t N, size_t K, size_t groups, int asymmetric, size_t *block,
+                                             size_t *total) {
+    size_t pieces;
+    if (w4a8__mul(groups, asymmetric ? 2 : 1, &pieces) || pieces > (size_t)-1 - (K / 8 + 1) ||
+        w4a8__mul(pieces + (K + 7) / 8, 64, block) || w4a8__mul((N + W4A8__ROWS - 1) / W4A8__ROWS, *block, total))
+        return W4A8_ERR_OVERFLOW;
+    return W4A8_OK;
+}
+
+/* Portable codes[N][K] to the blocked layout (with the scales and zeros) or,
+   with to_blocked 0, back: the same walk both ways. */
+W4A8_PRIVATE void w4a8__blocked_convert(uint8_t *codes, const float *scales, const uint8_t *zeros, size_t N,
+                                        size_t K, size_t G, size_t groups, int asymmetric, uint8_t *blocked,
+                                        int to_blocked) {
+    size_t bb, total;
+    ptrdiff_t b;
+    w4a8__blocked_bytes(N, K, groups, asymmetric, &bb, &total);
+    if (to_blocked) memset(blocked, 0, total);
+    W4A8__OMP_FOR
+    for (b = 0; b < (ptrdiff_t)((N + W4A8__ROWS - 1) / W4A8__ROWS); b++) {
+        uint8_t *p = blocked + (size_t)b * bb;
+        size_t g, k, r, j;
+        for (g = 0; g < groups; g++) {
+            size_t k1 = (g + 1) * G < K ? (g + 1) * G : K;
+            for (r = 0; r < W4A8__ROWS && to_blocked; r++) {
+                size_t n = (size_t)b * W4A8__ROWS + r;
+                float scale = n < N ? scales[n * groups + g] : 0.0f;
+                int32_t zero = n < N ? zeros[n * groups + g] : 0;
+                memcpy(p + 4 * r, &scale, 4);
+                if (asymmetric) memcpy(p + 64 + 4 * r, &zero, 4);
+            }
+            p += asymmetric ? 128 : 64;
+            for (k = g * G; k < k1; k += 8, p += 64)
+                for (r = 0; r < W4A8__ROWS && (size_t)b * W4A8__ROWS + r < N; r++) {
+                    uint8_t *c = codes + ((size_t)b * W4A8__ROWS + r) * K;
+                    for (j = 0; j < 8 && k + j < k1; j++) {
+                        uint8_t *q = p + 4 * r + j % 4;
+                        int shift = j < 4 ? 0 : 4;
+                        if (to_blocked) *q = (uint8_t)(*q | c[k + j] << shift);
+                        else c[k + j] = (uint8_t)(*q >> shift & 15);
+                    }
+                }
+        }
+    }
+}
+
 /* >>activations ------------------------------------------------------------ */
 
-/* One token: codes, scale and group sums. 0 if x holds NaN or Inf. */
-W4A8_PRIVATE int w4a8__quantize_token(const float *x, size_t K, size_t G, const float *inv_smooth,
-                                      w4a8_act_mode mode, float static_scale, int8_t *q, float *scale,
-                                      int32_t *group_sums) {
-    float amax = 0.0f, inv;
+/* One activation before rounding: x, or x * (1/s) with equalization. */
+W4A8_PRIVATE float w4a8__act_value(const float *x, const float *inv_smooth, size_t k) {
+    return inv_smooth ? x[k] * inv_smooth[k] : x[k];
+}
+
+W4A8_PRIVATE int8_t w4a8__act_code(float v, float inv) {
+    return (int8_t)w4a8__clampf(nearbyintf(w4a8__clampf(v * inv, -128.0f, 128.0f)), -127.0f, 127.0f);
+}
+
+/* SIMD pieces of one token's quantization. Each handles a prefix of the
+   token with the scalar code's operations, lane by lane, and returns its
+   length; the scalar code does the rest. NULL: all scalar. */
+typedef struct w4a8__act_isa {
+    /* max |x'| into *amax, and *bad = 1 if some x is NaN or Inf */
+    size_t (*scan)(const float *x, const float *inv_smooth, size_t K, float *amax, int *bad);
+    /* q = w4a8__act_code(x', inv) */
+    size_t (*codes)(const float *x, const float *inv_smooth, size_t K, float inv, int8_t *q);
+    /* *sum += q[0] + q[1] + ... */
+    size_t (*sum)(const int8_t *q, size_t n, int32_t *sum);
+} w4a8__act_isa;
+
+W4A8__SIMD_BEGIN
+#ifdef W4A8__AVX512
+/* Lanes [0, n) of 16, or all of them. */
+W4A8_PRIVATE __mmask16 w4a8__mask16(size_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
+W4A8_PRIVATE W4A8__TARGET_AVX512 size_t w4a8__scan_avx512(const float *x, const float *inv_smooth, size_t K,
+                                                          float *amax, int *bad) {
+    const __m512i exp = _mm512_set1_epi32(0x7f800000);
+    __m512 hi = _mm512_setzero_ps();
+    __m256 h8;
+    __m128 h4;
+    __mmask16 nonfinite = 0;
     size_t k;
-    if (!w4a8__all_finite(x, K)) return 0;
-    if (mode == W4A8_ACT_PER_TOKEN) {
-        for (k = 0; k < K; k++) {
-            float a = fabsf(inv_smooth ? x[k] * inv_smooth[k] : x[k]);
-            if (a > amax) amax = a;
+    for (k = 0; k < K; k += 16) {
+        __mmask16 live = w4a8__mask16(K - k);
+        __m512 v = _mm512_maskz_loadu_ps(live, x + k);
+        nonfinite |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), exp), exp);
+        if (inv_smooth) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(live, inv_smooth + k));
+        hi = _mm512_max_ps(hi, _mm512_abs_ps(v));
+    }
+    h8 = _mm256_max_ps(_mm512_castps512_ps256(hi), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(hi), 1)));
+    h4 = _mm_max_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    h4 = _mm_max_ps(h4, _mm_movehl_ps(h4, h4));
+    h4 = _mm_max_ss(h4, _mm_movehdup_ps(h4));
+    *amax = _mm_cvtss_f32(h4);
+    *bad |= nonfinite != 0;
+    return K;
+}
+
+W4A8_PRIVATE W4A8__TARGET_AVX512 size_t w4a8__codes_avx512(const float *x, const float *inv_smooth, size_t K,
+                                                           float inv, int8_t *q) {
+    const __m512 s = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(128.0f);
+    size_t k;
+    for (k = 0; k < K; k += 16) {
+        __mmask16 live = w4a8__mask16(K - k);
+        __m512 v = _mm512_maskz_loadu_ps(live, x + k);
+        __m512i c;
+        if (inv_smooth) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(live, inv_smooth + k));
+        v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, s), lo), hi);
+        c = _mm512_cvtps_epi32(v); /* the current rounding mode: to nearest even, as nearbyintf */
+        c = _mm512_max_epi32(_mm512_min_epi32(c, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
+        _mm512_mask_cvtepi32_storeu_epi8(q + k, live, c);
+    }
+    return K;
+}
+
+/* Bytes biased to unsigned (x ^ 0x80 = x + 128) and summed by vpsadbw; the
+   zeroed lanes past the end also read as 128, so every lane gives back 128. */
+W4A8_PRIVATE W4A8__TARGET_AVX512 size_t w4a8__sum_avx512(const int8_t *q, size_t n, int32_t *sum) {
+    const __m512i bias = _mm512_set1_epi8(-128);
+    __m512i acc = _mm512_setzero_si512();
+    __m256i a4;
+    __m128i a2;
+    size_t k;
+    int64_t lanes = 0;
+    for (k = 0; k < n; k += 64, lanes += 64) {
+        __mmask64 live = n - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - k)) - 1);
+        __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi8(live, q + k), bias);
+        acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, _mm512_setzero_si512()));
+    }
+    a4 = _mm256_add_epi64(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+    a2 = _mm_add_epi64(_mm256_castsi256_si128(a4), _mm256_extracti128_si256(a4, 1));
+    *sum += (int32_t)(_mm_cvtsi128_si64(a2) + _mm_extract_epi64(a2, 1) - 128 * lanes);
+    return n;
+}
+#endif
+
+#ifdef W4A8__AVX2
+W4A8_PRIVATE W4A8__TARGET_AVX2 size_t w4a8__scan_avx2(const float *x, const float *inv_smooth, size_t K,
+                                                      float *amax, int *bad) {
+    const __m256i exp = _mm256_set1_epi32(0x7f800000);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 hi = _mm256_setzero_ps();
+    __m256i nonfinite = _mm256_setzero_si256();
+    __m128 h4;
+    size_t k;
+    for (k = 0; k + 8 <= K; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        nonfinite = _mm256_or_si256(nonfinite, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), exp), exp));
+        if (inv_smooth) v = _mm256_mul_ps(v, _mm256_loadu_ps(inv_smooth + k));
+        hi = _mm256_max_ps(hi, _mm256_andnot_ps(sign, v));
+    }
+    h4 = _mm_max_ps(_mm256_castps256_ps128(hi), _mm256_extractf128_ps(hi, 1));
+    h4 = _mm_max_ps(h4, _mm_movehl_ps(h4, h4));
+    h4 = _mm_max_ss(h4, _mm_movehdup_ps(h4));
+    *amax = _mm_cvtss_f32(h4);
+    *bad |= !_mm256_testz_si256(nonfinite, nonfinite);
+    return k;
+}
+
+W4A8_PRIVATE W4A8__TARGET_AVX2 size_t w4a8__codes_avx2(const float *x, const float *inv_smooth, size_t K,
+                                                       float inv, int8_t *q) {
+    const __m256 s = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(128.0f);
+    const __m256i cmax = _mm256_set1_epi32(127), cmin = _mm256_set1_epi32(-127);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undo the packs' lane interleave */
+    size_t k;
+    int i;
+    for (k = 0; k + 32 <= K; k += 32) {
+        __m256i c[4];
+        for (i = 0; i < 4; i++) {
+            __m256 v = _mm256_loadu_ps(x + k + 8 * i);
+            if (inv_smooth) v = _mm256_mul_ps(v, _mm256_loadu_ps(inv_smooth + k + 8 * i));
+            v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, s), lo), hi);
+            c[i] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(v), cmax), cmin);
         }
-        /* x * inv_smooth can overflow to Inf even when x is finite. */
-        if (!w4a8__finite(amax)) return 0;
+        c[0] = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+        _mm256_storeu_si256((__m256i *)(q + k), _mm256_permutevar8x32_epi32(c[0], order));
+    }
+    return k;
+}
+
+W4A8_PRIVATE W4A8__TARGET_AVX2 size_t w4a8__sum_avx2(const int8_t *q, size_t n, int32_t *sum) {
+    const __m256i bias = _mm256_set1_epi8(-128);
+    __m256i acc = _mm256_setzero_si256();
+    __m128i a2;
+    size_t k;
+    for (k = 0; k + 32 <= n; k += 32) {
+        __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + k)), bias);
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(v, _mm256_setzero_si256()));
+    }
+    a2 = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    *sum += (int32_t)(_mm_cvtsi128_si64(a2) + _mm_extract_epi64(a2, 1) - 128 * (int64_t)k);
+    return k;
+}
+#endif
+
+#ifdef W4A8__NEON
+W4A8_PRIVATE size_t w4a8__scan_neon(const float *x, const float *inv_smooth, size_t K, float *amax, int *bad) {
+    const uint32x4_t exp = vdupq_n_u32(0x7f800000u);
+    float32x4_t hi = vdupq_n_f32(0.0f);
+    uint32x4_t nonfinite = vdupq_n_u32(0);
+    size_t k;
+    for (k = 0; k + 4 <= K; k += 4) {
+        float32x4_t v = vld1q_f32(x + k);
+        nonfinite = vorrq_u32(nonfinite, vceqq_u32(vandq_u32(vreinterpretq_u32_f32(v), exp), exp));
+        if (inv_smooth) v = vmulq_f32(v, vld1q_f32(inv_smooth + k));
+        hi = vmaxq_f32(hi, vabsq_f32(v));
+    }
+    *amax = vmaxvq_f32(hi);
+    *bad |= vmaxvq_u32(nonfinite) != 0;
+    return k;
+}
+
+W4A8_PRIVATE size_t w4a8__codes_neon(const float *x, const float *inv_smooth, size_t K, float inv, int8_t *q) {
+    const float32x4_t s = vdupq_n_f32(inv), lo = vdupq_n_f32(-128.0f), hi = vdupq_n_f32(128.0f);
+    size_t k;
+    int i;
+    for (k = 0; k + 8 <= K; k += 8) {
+        int32x4_t c[2];
+        for (i = 0; i < 2; i++) {
+            float32x4_t v = vld1q_f32(x + k + 4 * i);
+            if (inv_smooth) v = vmulq_f32(v, vld1q_f32(inv_smooth + k + 4 * i));
+            v = vminq_f32(vmaxq_f32(vmulq_f32(v, s), lo), hi);
+            c[i] = vcvtnq_s32_f32(v); /* to nearest even, as nearbyintf in the default mode */
+            c[i] = vmaxq_s32(vminq_s32(c[i], vdupq_n_s32(127)), vdupq_n_s32(-127));
+        }
+        vst1_s8(q + k, vmovn_s16(vcombine_s16(vmovn_s32(c[0]), vmovn_s32(c[1]))));
+    }
+    return k;
+}
+
+W4A8_PRIVATE size_t w4a8__sum_neon(const int8_t *q, size_t n, int32_t *sum) {
+    int32x4_t acc = vdupq_n_s32(0);
+    size_t k;
+    for (k = 0; k + 16 <= n; k += 16) acc = vpadalq_s16(acc, vpaddlq_s8(vld1q_s8(q + k)));
+    *sum += vaddvq_s32(acc);
+    return k;
+}
+#endif
+W4A8__SIMD_END
+
+/* The activation pieces a kernel's instruction set provides. */
+W4A8_PRIVATE w4a8__act_isa w4a8__act_isa_of(w4a8_kernel kernel) {
+    w4a8__act_isa isa;
+    memset(&isa, 0, sizeof isa);
+#ifdef W4A8__AVX512
+    if (kernel == W4A8_KERNEL_AVX512_VNNI) {
+        isa.scan = w4a8__scan_avx512;
+        isa.codes = w4a8__codes_avx512;
+        isa.sum = w4a8__sum_avx512;
+    }
+#endif
+#ifdef W4A8__AVX2
+    if (kernel == W4A8_KERNEL_AVX2 || kernel == W4A8_KERNEL_AVX_VNNI) {
+        isa.scan = w4a8__scan_avx2;
+        isa.codes = w4a8__codes_avx2;
+        isa.sum = w4a8__sum_avx2;
+    }
+#endif
+#ifdef W4A8__NEON
+    if (kernel == W4A8_KERNEL_NEON) {
+        isa.scan = w4a8__scan_neon;
+        isa.codes = w4a8__codes_neon;
+        isa.sum = w4a8__sum_neon;
+    }
+#endif
+    (void)kernel;
+    return isa;
+}
+
+/* max |x'| of one token; 0 if x holds NaN or Inf, or, per token, if x' overflows
+   to Inf (per tensor that saturates like any large value). */
+W4A8_PRIVATE int w4a8__scan_token(const w4a8__act_isa *isa, const float *x, size_t K, const float *inv_smooth,
+                                  w4a8_act_mode mode, float *amax) {
+    float hi = 0.0f;
+    int bad = 0;
+    size_t k = isa->scan ? isa->scan(x, inv_smooth, K, &hi, &bad) : 0;
+    for (; k < K; k++) {
+        float a = fabsf(w4a8__act_value(x, inv_smooth, k));
+        bad |= !w4a8__finite(x[k]);
+        if (a > hi) hi = a;
+    }
+    *amax = hi;
+    return !bad && (mode != W4A8_ACT_PER_TOKEN || w4a8__finite(hi));
+}
+
+/* One token: codes, scale and group sums. 0 if the token is invalid. */
+W4A8_PRIVATE int w4a8__quantize_token(const w4a8__act_isa *isa, const float *x, size_t K, size_t G,
+                                      const float *inv_smooth, w4a8_act_mode mode, float static_scale,
+                                      int8_t *q, float *scale, int32_t *group_sums) {
+    float amax, inv;
+    size_t k;
+    if (!w4a8__scan_token(isa, x, K, inv_smooth, mode, &amax)) return 0;
+    if (mode == W4A8_ACT_PER_TOKEN) {
         *scale = amax / 127.0f;
         inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     } else {
         *scale = static_scale;
         inv = 1.0f / static_scale;
     }
-    for (k = 0; k < K; k++) {
-        float v = inv_smooth ? x[k] * inv_smooth[k] : x[k];
-        q[k] = (int8_t)w4a8__clampf(nearbyintf(w4a8__clampf(v * inv, -128.0f, 128.0f)), -127.0f, 127.0f);
-    }
+    k = isa->codes ? isa->codes(x, inv_smooth, K, inv, q) : 0;
+    for (; k < K; k++) q[k] = w4a8__act_code(w4a8__act_value(x, inv_smooth, k), inv);
     for (k = 0; k < K; k += G) {
-        size_t end = k + G < K ? k + G : K, i;
+        size_t n = k + G < K ? G : K - k, i;
         int32_t s = 0;
-        for (i = k; i < end; i++) s += q[i];
+        for (i = isa->sum ? isa->sum(q + k, n, &s) : 0; i < n; i++) s += q[k + i];
         group_sums[k / G] = s;
     }
     return 1;
 }
 
-W4A8_IMPL w4a8_status w4a8_quantize_activations(const float *X, size_t M, size_t K, size_t group_size,
-                                                const float *inv_smooth, w4a8_act_mode mode,
-                                                float static_scale, int8_t *codes, float *scales,
-                                                int32_t *group_sums) {
-    size_t G, groups;
+/* Every token; validate first to leave the outputs untouched on failure
+   (the forward's workspace needs no such care). */
+W4A8_PRIVATE w4a8_status w4a8__quantize_acts(w4a8_kernel kernel, int validate, const float *X, size_t M,
+                                             size_t K, size_t G, const float *inv_smooth, w4a8_act_mode mode,
+                                             float static_scale, int8_t *codes, float *scales,
+                                             int32_t *group_sums) {
+    const w4a8__act_isa isa = w4a8__act_isa_of(kernel);
+    size_t groups = (K + G - 1) / G;
     ptrdiff_t m;
     int bad = 0;
-    w4a8_status st;
-    if (!X || !codes || !scales || !group_sums) return W4A8_ERR_NULL_ARG;
-    if ((st = w4a8__check_shape(M, K, group_size)) != W4A8_OK) return st;
-    if (mode != W4A8_ACT_PER_TOKEN && mode != W4A8_ACT_PER_TENSOR) return W4A8_ERR_CONFIG;
-    if (mode == W4A8_ACT_PER_TENSOR && !w4a8__valid_scale(static_scale)) return W4A8_ERR_RANGE;
-    if (inv_smooth && !w4a8__all_finite(inv_smooth, K)) return W4A8_ERR_NONFINITE;
-    G = w4a8__group_len(K, group_size);
-    groups = (K + G - 1) / G;
-    W4A8__OMP_FOR
+    W4A8__OMP_FOR_IF(M > 1)
     for (m = 0; m < (ptrdiff_t)M; m++) {
         size_t i = (size_t)m;
-        if (!w4a8__quantize_token(X + i * K, K, G, inv_smooth, mode, static_scale, codes + i * K,
-                                  scales + i, group_sums + i * groups)) {
+        float amax;
+        if (validate ? !w4a8__scan_token(&isa, X + i * K, K, inv_smooth, mode, &amax)
+                     : !w4a8__quantize_token(&isa, X + i * K, K, G, inv_smooth, mode, static_scale,
+                                             codes + i * K, scales + i, group_sums + i * groups)) {
 #ifdef _OPENMP
 #pragma omp atomic write
 #endif
             bad = 1;
         }
     }
-    return bad ? W4A8_ERR_NONFINITE : W4A8_OK;
+    if (bad) return W4A8_ERR_NONFINITE;
+    if (validate) return w4a8__quantize_acts(kernel, 0, X, M, K, G, inv_smooth, mode, static_scale, codes, scales, group_sums);
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_activations(const float *X, size_t M, size_t K, size_t group_size,
+                                                const float *inv_smooth, w4a8_act_mode mode,
+                                                float static_scale, int8_t *codes, float *scales,
+                                                int32_t *group_sums) {
+    w4a8_kernel kernel = W4A8_KERNEL_SCALAR;
+    w4a8_status st;
+    if (!X || !codes || !scales || !group_sums) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(M, K, group_size)) != W4A8_OK) return st;
+    if (mode != W4A8_ACT_PER_TOKEN && mode != W4A8_ACT_PER_TENSOR) return W4A8_ERR_CONFIG;
+    if (mode == W4A8_ACT_PER_TENSOR && !w4a8__valid_scale(static_scale)) return W4A8_ERR_RANGE;
+    if (inv_smooth && !w4a8__all_finite(inv_smooth, K)) return W4A8_ERR_NONFINITE;
+    w4a8_kernel_resolve(W4A8_KERNEL_AUTO, &kernel);
+    return w4a8__quantize_acts(kernel, 1, X, M, K, w4a8__group_len(K, group_size), inv_smooth, mode, static_scale,
+                               codes, scales, group_sums);
 }
 
 /* >>gemm ------------------------------------------------------------------- */
@@ -933,11 +1408,370 @@ W4A8_PRIVATE void w4a8__gemm_scalar(const w4a8_layer *L, const int8_t *codes, co
     }
 }
 
+/* The SIMD kernels run tiles: up to 8 tokens (4 for AVX2 and NEON) x the
+   rows of one or two blocks, over all of K, keeping the tile's int32 sums in
+   registers. The blocked stream is read once per tile, in order. */
+#define W4A8__TILE_TOKENS 8
+
+typedef struct w4a8__gemm_args {
+    const w4a8_layer *L;
+    const int8_t *codes;        /* [M][K] */
+    const float *x_scales;      /* [M] */
+    const int32_t *group_sums;  /* [M][groups] */
+    float *Y;                   /* [M][N] */
+    size_t block_bytes;
+} w4a8__gemm_args;
+
+W4A8__SIMD_BEGIN
+#ifdef W4A8__SIMD
+/* Each token's codes at k: in place for a whole piece of 8, or, for a
+   group's last piece when shorter, zero-padded copies so nothing past the
+   group (and K) is read. */
+W4A8__INLINE void w4a8__piece_codes(const int8_t *const *x, int MB, size_t k, size_t k1, int8_t (*pad)[8],
+                                    const int8_t **out) {
+    int m;
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        if (k + 8 <= k1) {
+            out[m] = x[m] + k;
+        } else {
+            memset(pad[m], 0, 8);
+            memcpy(pad[m], x[m] + k, k1 - k);
+            out[m] = pad[m];
+        }
+    }
+}
+
+W4A8_PRIVATE int32_t w4a8__load_i32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+#endif
+
+#ifdef W4A8__AVX512
+/* One 8-code piece of NB blocks against MB tokens' codes xk. */
+W4A8__INLINE W4A8__TARGET_AVX512 void w4a8__piece_avx512(__m512i (*acc)[2], const uint8_t **w, const int8_t **xk,
+                                                          int MB, int NB) {
+    const __m512i low = _mm512_set1_epi8(15);
+    __m512i lo[2], hi[2];
+    int m, j;
+    W4A8__FOR(j, NB, 2) {
+        __m512i q = _mm512_load_si512(w[j]);
+        W4A8__PREFETCH(w[j]);
+        lo[j] = _mm512_and_si512(q, low);                       /* codes k..k+3 of each row */
+        hi[j] = _mm512_and_si512(_mm512_srli_epi16(q, 4), low); /* codes k+4..k+7 */
+        w[j] += 64;
+    }
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        __m512i x0 = _mm512_set1_epi32(w4a8__load_i32(xk[m])), x1 = _mm512_set1_epi32(w4a8__load_i32(xk[m] + 4));
+        W4A8__FOR(j, NB, 2)
+            acc[m][j] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[m][j], lo[j], x0), hi[j], x1);
+    }
+}
+
+/* NB blocks x MB tokens; one zmm is 16 rows. */
+W4A8__INLINE W4A8__TARGET_AVX512 void w4a8__tile_avx512_body(const w4a8__gemm_args *a, size_t n0, size_t m0, int MB,
+                                                              int NB) {
+    const w4a8_layer *L = a->L;
+    const uint8_t *w[2];
+    const int8_t *x[W4A8__TILE_TOKENS], *xk[W4A8__TILE_TOKENS];
+    int8_t pad[W4A8__TILE_TOKENS][8];
+    __m512 y[W4A8__TILE_TOKENS][2];
+    size_t g, k;
+    int m, j;
+    W4A8__FOR(j, NB, 2) w[j] = L->packed + (n0 / W4A8__ROWS + (size_t)j) * a->block_bytes;
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        x[m] = a->codes + (m0 + (size_t)m) * L->K;
+        W4A8__FOR(j, NB, 2)
+            y[m][j] = _mm512_setzero_ps();
+    }
+    for (g = 0; g < L->groups; g++) {
+        size_t k1 = (g + 1) * L->G < L->K ? (g + 1) * L->G : L->K;
+        __m512 scale[2];
+        __m512i zero[2], acc[W4A8__TILE_TOKENS][2];
+        W4A8__FOR(j, NB, 2) {
+            scale[j] = _mm512_load_ps(w[j]);
+            zero[j] = L->asymmetric ? _mm512_load_si512(w[j] + 64) : _mm512_setzero_si512();
+            w[j] += L->asymmetric ? 128 : 64;
+            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) acc[m][j] = _mm512_setzero_si512();
+        }
+        for (k = g * L->G; k + 8 <= k1; k += 8) {
+            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) xk[m] = x[m] + k;
+            w4a8__piece_avx512(acc, w, xk, MB, NB);
+        }
+        if (k < k1) {
+            w4a8__piece_codes(x, MB, k, k1, pad, xk);
+            w4a8__piece_avx512(acc, w, xk, MB, NB);
+        }
+        W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+            __m512i gs = _mm512_set1_epi32(a->group_sums[(m0 + (size_t)m) * L->groups + g]);
+            W4A8__FOR(j, NB, 2) {
+                __m512i zs = L->asymmetric ? _mm512_mullo_epi32(zero[j], gs) : _mm512_slli_epi32(gs, 3);
+                __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[m][j], zs)), scale[j]);
+                W4A8__NO_FUSE(t);
+                y[m][j] = _mm512_add_ps(y[m][j], t);
+            }
+        }
+    }
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        __m512 xs = _mm512_set1_ps(a->x_scales[m0 + (size_t)m]);
+        W4A8__FOR(j, NB, 2) {
+            size_t n = n0 + (size_t)j * W4A8__ROWS;
+            __mmask16 live = w4a8__mask16(L->N - n);
+            __m512 v = _mm512_mul_ps(y[m][j], xs);
+            W4A8__NO_FUSE(v);
+            if (L->bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(live, L->bias + n));
+            _mm512_mask_storeu_ps(a->Y + (m0 + (size_t)m) * L->N + n, live, v);
+        }
+    }
+}
+
+/* Up to 8 tokens as 8, 4, 2 and 1: four bodies (each for one or two
+   blocks) serve any count. */
+W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__tile_avx512(const w4a8__gemm_args *a, size_t n0, size_t m0, size_t mb) {
+    int two = a->L->N - n0 > W4A8__ROWS;
+    if (mb & 8) two ? w4a8__tile_avx512_body(a, n0, m0, 8, 2) : w4a8__tile_avx512_body(a, n0, m0, 8, 1);
+    m0 += mb & 8;
+    if (mb & 4) two ? w4a8__tile_avx512_body(a, n0, m0, 4, 2) : w4a8__tile_avx512_body(a, n0, m0, 4, 1);
+    m0 += mb & 4;
+    if (mb & 2) two ? w4a8__tile_avx512_body(a, n0, m0, 2, 2) : w4a8__tile_avx512_body(a, n0, m0, 2, 1);
+    m0 += mb & 2;
+    if (mb & 1) two ? w4a8__tile_avx512_body(a, n0, m0, 1, 2) : w4a8__tile_avx512_body(a, n0, m0, 1, 1);
+}
+#endif
+
+#ifdef W4A8__AVX2
+/* The dot steps: acc += u0 . x0 + u1 . x1 per int32 lane, u unsigned codes,
+   x signed. AVX2 adds the two maddubs results in int16 first: each lane
+   holds at most 4 * 15 * 128 < 2^15. */
+W4A8__INLINE W4A8__TARGET_AVX2 __m256i w4a8__dot_avx2(__m256i acc, __m256i u0, __m256i x0, __m256i u1, __m256i x1) {
+    __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(u0, x0), _mm256_maddubs_epi16(u1, x1));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* Not always_inline: the AVX2 kernel holds a call to it it never makes. */
+static inline W4A8__TARGET_AVX_VNNI __m256i w4a8__dot_avx_vnni(__m256i acc, __m256i u0, __m256i x0, __m256i u1,
+                                                              __m256i x1) {
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(acc, u0, x0), u1, x1);
+}
+
+/* One 8-code piece of a block (two ymm of 8 rows) against MB tokens' codes
+   xk; vnni picks the dot step. */
+W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__piece_avx2(__m256i (*acc)[2], const uint8_t *w, const int8_t **xk, int MB,
+                                                      int vnni) {
+    const __m256i low = _mm256_set1_epi8(15);
+    __m256i lo[2], hi[2];
+    int m, j;
+    W4A8__PREFETCH(w);
+    W4A8__UNROLL for (j = 0; j < 2; j++) {
+        __m256i q = _mm256_load_si256((const __m256i *)w + j);
+        lo[j] = _mm256_and_si256(q, low);
+        hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+    }
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        __m256i x0 = _mm256_set1_epi32(w4a8__load_i32(xk[m])), x1 = _mm256_set1_epi32(w4a8__load_i32(xk[m] + 4));
+        W4A8__UNROLL for (j = 0; j < 2; j++)
+            acc[m][j] = vnni ? w4a8__dot_avx_vnni(acc[m][j], lo[j], x0, hi[j], x1)
+                             : w4a8__dot_avx2(acc[m][j], lo[j], x0, hi[j], x1);
+    }
+}
+
+/* One block x MB tokens. With 16 ymm registers the int32 sums take them
+   all; the float outputs wait in memory (y), touched once per group. */
+W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__tile_avx2_body(const w4a8__gemm_args *a, size_t n0, size_t m0, int MB,
+                                                          int vnni) {
+    const w4a8_layer *L = a->L;
+    const uint8_t *w = L->packed + n0 / W4A8__ROWS * a->block_bytes;
+    const int8_t *x[W4A8__TILE_TOKENS], *xk[W4A8__TILE_TOKENS];
+    int8_t pad[W4A8__TILE_TOKENS][8];
+    float y[W4A8__TILE_TOKENS][W4A8__ROWS];
+    size_t g, k, live = L->N - n0 < W4A8__ROWS ? L->N - n0 : W4A8__ROWS;
+    int m, j;
+    memset(y, 0, sizeof y);
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) x[m] = a->codes + (m0 + (size_t)m) * L->K;
+    for (g = 0; g < L->groups; g++) {
+        size_t k1 = (g + 1) * L->G < L->K ? (g + 1) * L->G : L->K;
+        const uint8_t *head = w;
+        __m256i acc[W4A8__TILE_TOKENS][2];
+        W4A8__FOR(m, MB, W4A8__TILE_TOKENS) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+        w += L->asymmetric ? 128 : 64;
+        for (k = g * L->G; k + 8 <= k1; k += 8, w += 64) {
+            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) xk[m] = x[m] + k;
+            w4a8__piece_avx2(acc, w, xk, MB, vnni);
+        }
+        if (k < k1) {
+            w4a8__piece_codes(x, MB, k, k1, pad, xk);
+            w4a8__piece_avx2(acc, w, xk, MB, vnni);
+            w += 64;
+        }
+        W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+            __m256i gs = _mm256_set1_epi32(a->group_sums[(m0 + (size_t)m) * L->groups + g]);
+            W4A8__UNROLL for (j = 0; j < 2; j++) {
+                __m256i zs = L->asymmetric ? _mm256_mullo_epi32(_mm256_load_si256((const __m256i *)(head + 64) + j), gs)
+                                           : _mm256_slli_epi32(gs, 3);
+                __m256 t = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[m][j], zs));
+                t = _mm256_mul_ps(t, _mm256_load_ps((const float *)head + 8 * j));
+                W4A8__NO_FUSE(t);
+                _mm256_storeu_ps(y[m] + 8 * j, _mm256_add_ps(_mm256_loadu_ps(y[m] + 8 * j), t));
+            }
+        }
+    }
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        __m256 xs = _mm256_set1_ps(a->x_scales[m0 + (size_t)m]);
+        float *out = a->Y + (m0 + (size_t)m) * L->N + n0;
+        W4A8__UNROLL for (j = 0; j < 2; j++) {
+            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(y[m] + 8 * j), xs);
+            W4A8__NO_FUSE(v);
+            _mm256_storeu_ps(y[m] + 8 * j, v);
+        }
+        for (k = 0; k < live; k++) out[k] = L->bias ? y[m][k] + L->bias[n0 + k] : y[m][k]; /* scalar: no read past N */
+    }
+}
+
+W4A8_PRIVATE W4A8__TARGET_AVX2 void w4a8__tile_avx2(const w4a8__gemm_args *a, size_t n0, size_t m0, size_t mb) {
+    switch (mb) {
+    case 1: w4a8__tile_avx2_body(a, n0, m0, 1, 0); break;
+    case 2: w4a8__tile_avx2_body(a, n0, m0, 2, 0); break;
+    case 3: w4a8__tile_avx2_body(a, n0, m0, 3, 0); break;
+    default: w4a8__tile_avx2_body(a, n0, m0, 4, 0); break;
+    }
+}
+
+W4A8_PRIVATE W4A8__TARGET_AVX_VNNI void w4a8__tile_avx_vnni(const w4a8__gemm_args *a, size_t n0, size_t m0,
+                                                           size_t mb) {
+    switch (mb) {
+    case 1: w4a8__tile_avx2_body(a, n0, m0, 1, 1); break;
+    case 2: w4a8__tile_avx2_body(a, n0, m0, 2, 1); break;
+    case 3: w4a8__tile_avx2_body(a, n0, m0, 3, 1); break;
+    default: w4a8__tile_avx2_body(a, n0, m0, 4, 1); break;
+    }
+}
+#endif
+
+#ifdef W4A8__NEON
+/* One 8-code piece of a block (four q-registers of 4 rows) against MB
+   tokens' codes xk. sdot takes the codes 0..15 as the signed bytes they
+   also are. */
+W4A8__INLINE void w4a8__piece_neon(int32x4_t (*acc)[4], const uint8_t *w, const int8_t **xk, int MB) {
+    const uint8x16_t low = vdupq_n_u8(15);
+    int8x16_t lo[4], hi[4];
+    int m, j;
+    W4A8__PREFETCH(w);
+    W4A8__UNROLL for (j = 0; j < 4; j++) {
+        uint8x16_t q = vld1q_u8(w + 16 * j);
+        lo[j] = vreinterpretq_s8_u8(vandq_u8(q, low));
+        hi[j] = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+    }
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        int8x16_t x0 = vreinterpretq_s8_s32(vdupq_n_s32(w4a8__load_i32(xk[m])));
+        int8x16_t x1 = vreinterpretq_s8_s32(vdupq_n_s32(w4a8__load_i32(xk[m] + 4)));
+        W4A8__UNROLL for (j = 0; j < 4; j++) acc[m][j] = vdotq_s32(vdotq_s32(acc[m][j], lo[j], x0), hi[j], x1);
+    }
+}
+
+/* One block x MB tokens, the float outputs in memory as for AVX2. */
+W4A8__INLINE void w4a8__tile_neon_body(const w4a8__gemm_args *a, size_t n0, size_t m0, int MB) {
+    const w4a8_layer *L = a->L;
+    const uint8_t *w = L->packed + n0 / W4A8__ROWS * a->block_bytes;
+    const int8_t *x[W4A8__TILE_TOKENS], *xk[W4A8__TILE_TOKENS];
+    int8_t pad[W4A8__TILE_TOKENS][8];
+    float y[W4A8__TILE_TOKENS][W4A8__ROWS];
+    size_t g, k, live = L->N - n0 < W4A8__ROWS ? L->N - n0 : W4A8__ROWS;
+    int m, j;
+    memset(y, 0, sizeof y);
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) x[m] = a->codes + (m0 + (size_t)m) * L->K;
+    for (g = 0; g < L->groups; g++) {
+        size_t k1 = (g + 1) * L->G < L->K ? (g + 1) * L->G : L->K;
+        const uint8_t *head = w;
+        int32x4_t acc[W4A8__TILE_TOKENS][4];
+        W4A8__FOR(m, MB, W4A8__TILE_TOKENS) W4A8__UNROLL for (j = 0; j < 4; j++) acc[m][j] = vdupq_n_s32(0);
+        w += L->asymmetric ? 128 : 64;
+        for (k = g * L->G; k + 8 <= k1; k += 8, w += 64) {
+            W4A8__FOR(m, MB, W4A8__TILE_TOKENS) xk[m] = x[m] + k;
+            w4a8__piece_neon(acc, w, xk, MB);
+        }
+        if (k < k1) {
+            w4a8__piece_codes(x, MB, k, k1, pad, xk);
+            w4a8__piece_neon(acc, w, xk, MB);
+            w += 64;
+        }
+        W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+            int32x4_t gs = vdupq_n_s32(a->group_sums[(m0 + (size_t)m) * L->groups + g]);
+            W4A8__UNROLL for (j = 0; j < 4; j++) {
+                int32x4_t zs = L->asymmetric ? vmulq_s32(vld1q_s32((const int32_t *)(head + 64) + 4 * j), gs)
+                                             : vshlq_n_s32(gs, 3);
+                float32x4_t t = vmulq_f32(vcvtq_f32_s32(vsubq_s32(acc[m][j], zs)), vld1q_f32((const float *)head + 4 * j));
+                W4A8__NO_FUSE(t);
+                vst1q_f32(y[m] + 4 * j, vaddq_f32(vld1q_f32(y[m] + 4 * j), t));
+            }
+        }
+    }
+    W4A8__FOR(m, MB, W4A8__TILE_TOKENS) {
+        float32x4_t xs = vdupq_n_f32(a->x_scales[m0 + (size_t)m]);
+        float *out = a->Y + (m0 + (size_t)m) * L->N + n0;
+        W4A8__UNROLL for (j = 0; j < 4; j++) {
+            float32x4_t v = vmulq_f32(vld1q_f32(y[m] + 4 * j), xs);
+            W4A8__NO_FUSE(v);
+            vst1q_f32(y[m] + 4 * j, v);
+        }
+        for (k = 0; k < live; k++) out[k] = L->bias ? y[m][k] + L->bias[n0 + k] : y[m][k];
+    }
+}
+
+W4A8_PRIVATE void w4a8__tile_neon(const w4a8__gemm_args *a, size_t n0, size_t m0, size_t mb) {
+    switch (mb) {
+    case 1: w4a8__tile_neon_body(a, n0, m0, 1); break;
+    case 2: w4a8__tile_neon_body(a, n0, m0, 2); break;
+    case 3: w4a8__tile_neon_body(a, n0, m0, 3); break;
+    default: w4a8__tile_neon_body(a, n0, m0, 4); break;
+    }
+}
+#endif
+W4A8__SIMD_END
+
+/* The blocked kernels: OpenMP over tiles, rows first, so each thread reads
+   its own blocks; a tile's outputs are one thread's, whatever the count. */
+W4A8_PRIVATE void w4a8__gemm_tiles(const w4a8__gemm_args *a, size_t M, size_t rows, size_t tokens,
+                                   void (*tile)(const w4a8__gemm_args *, size_t, size_t, size_t)) {
+    size_t row_tiles = (a->L->N + rows - 1) / rows, token_tiles = (M + tokens - 1) / tokens;
+    ptrdiff_t t;
+    W4A8__OMP_FOR
+    for (t = 0; t < (ptrdiff_t)(row_tiles * token_tiles); t++) {
+        size_t m0 = (size_t)t % token_tiles * tokens;
+        tile(a, (size_t)t / token_tiles * rows, m0, M - m0 < tokens ? M - m0 : tokens);
+    }
+}
+
+W4A8_PRIVATE void w4a8__gemm(const w4a8_layer *L, const int8_t *codes, const float *x_scales,
+                             const int32_t *group_sums, size_t M, float *Y) {
+    w4a8__gemm_args a;
+    size_t total;
+    a.L = L;
+    a.codes = codes;
+    a.x_scales = x_scales;
+    a.group_sums = group_sums;
+    a.Y = Y;
+    w4a8__blocked_bytes(L->N, L->K, L->groups, L->asymmetric, &a.block_bytes, &total);
+    switch (L->kernel) {
+#ifdef W4A8__AVX512
+    case W4A8_KERNEL_AVX512_VNNI: w4a8__gemm_tiles(&a, M, 2 * W4A8__ROWS, 8, w4a8__tile_avx512); return;
+#endif
+#ifdef W4A8__AVX2
+    case W4A8_KERNEL_AVX2: w4a8__gemm_tiles(&a, M, W4A8__ROWS, 4, w4a8__tile_avx2); return;
+    case W4A8_KERNEL_AVX_VNNI: w4a8__gemm_tiles(&a, M, W4A8__ROWS, 4, w4a8__tile_avx_vnni); return;
+#endif
+#ifdef W4A8__NEON
+    case W4A8_KERNEL_NEON: w4a8__gemm_tiles(&a, M, W4A8__ROWS, 4, w4a8__tile_neon); return;
+#endif
+    default: w4a8__gemm_scalar(L, codes, x_scales, group_sums, M, Y); return;
+    }
+}
+
 /* >>layer ------------------------------------------------------------------ */
 
 W4A8_IMPL void w4a8_layer_free(w4a8_layer *L) {
     if (!L) return;
-    W4A8_FREE(L->packed);
+    w4a8__free_aligned(L->packed);
     W4A8_FREE(L->scales);
     W4A8_FREE(L->zeros);
     W4A8_FREE(L->bias);
@@ -946,29 +1780,38 @@ W4A8_IMPL void w4a8_layer_free(w4a8_layer *L) {
     W4A8_FREE(L);
 }
 
-W4A8_PRIVATE w4a8_status w4a8__resolve_kernel(w4a8_kernel want, w4a8_kernel *out) {
-    if (want == W4A8_KERNEL_AUTO || want == W4A8_KERNEL_SCALAR) {
-        *out = W4A8_KERNEL_SCALAR;
-        return W4A8_OK;
+/* The kernel a layer of this shape runs: AUTO's choice falls back to the
+   scalar kernel where the blocked layout does not fit; a named kernel does not. */
+W4A8_PRIVATE w4a8_status w4a8__layer_kernel(w4a8_kernel want, size_t K, size_t G, w4a8_kernel *out) {
+    w4a8_kernel k;
+    w4a8_status st = w4a8_kernel_resolve(want, &k);
+    if (st != W4A8_OK) return st;
+    if (k != W4A8_KERNEL_SCALAR && !w4a8__blocked_fits(K, G)) {
+        if (want != W4A8_KERNEL_AUTO) return W4A8_ERR_UNSUPPORTED;
+        k = W4A8_KERNEL_SCALAR;
     }
-    return (int)want < 0 || want >= W4A8_KERNEL_COUNT ? W4A8_ERR_CONFIG : W4A8_ERR_UNSUPPORTED;
+    *out = k;
+    return W4A8_OK;
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **out) {
     w4a8_layer *L;
     w4a8_kernel kernel;
-    size_t G, groups, ng, i, row;
+    size_t G, groups, ng, i, block, packed_bytes;
     w4a8_status st;
     if (!d || !out || !d->codes || !d->scales || !d->zeros) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8__check_shape(d->N, d->K, d->group_size)) != W4A8_OK) return st;
-    if ((st = w4a8__resolve_kernel(d->kernel, &kernel)) != W4A8_OK) return st;
+    if ((st = w4a8__layer_kernel(d->kernel, d->K, w4a8__group_len(d->K, d->group_size), &kernel)) != W4A8_OK)
+        return st;
     if ((int)d->method < 0 || d->method >= W4A8_METHOD_COUNT) return W4A8_ERR_CONFIG;
     if (d->act_mode != W4A8_ACT_PER_TOKEN && d->act_mode != W4A8_ACT_PER_TENSOR) return W4A8_ERR_CONFIG;
     if (d->act_mode == W4A8_ACT_PER_TENSOR && !w4a8__valid_scale(d->act_scale)) return W4A8_ERR_RANGE;
     G = w4a8__group_len(d->K, d->group_size);
     groups = (d->K + G - 1) / G;
     ng = d->N * groups;
-    row = (d->K + 1) / 2;
+    if (kernel == W4A8_KERNEL_SCALAR) packed_bytes = d->N * ((d->K + 1) / 2);
+    else if ((st = w4a8__blocked_bytes(d->N, d->K, groups, d->asymmetric, &block, &packed_bytes)) != W4A8_OK)
+        return st;
     if (!w4a8__all_finite(d->scales, ng) || (d->bias && !w4a8__all_finite(d->bias, d->N)) ||
         (d->smooth && !w4a8__all_finite(d->smooth, d->K)))
         return W4A8_ERR_NONFINITE;
@@ -976,6 +1819,8 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         if (d->scales[i] < 0.0f || d->zeros[i] > 15 || (!d->asymmetric && d->zeros[i] != 8)) return W4A8_ERR_RANGE;
     for (i = 0; d->smooth && i < d->K; i++)
         if (!w4a8__valid_scale(d->smooth[i])) return W4A8_ERR_RANGE;
+    for (i = 0; i < d->N * d->K; i++)
+        if (d->codes[i] > 15) return W4A8_ERR_RANGE;
 
     L = (w4a8_layer *)W4A8_MALLOC(sizeof *L);
     if (!L) return W4A8_ERR_NOMEM;
@@ -990,7 +1835,7 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
     L->method = d->method;
     L->kernel = kernel;
     L->smooth_folded = d->smooth && d->smooth_folded ? 1 : 0;
-    L->packed = (uint8_t *)w4a8__alloc(d->N, row);
+    L->packed = (uint8_t *)w4a8__alloc_aligned(packed_bytes);
     L->scales = (float *)w4a8__alloc(ng, sizeof(float));
     L->zeros = (uint8_t *)w4a8__alloc(ng, 1);
     if (d->bias) L->bias = (float *)w4a8__alloc(d->N, sizeof(float));
@@ -1003,10 +1848,10 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         w4a8_layer_free(L);
         return W4A8_ERR_NOMEM;
     }
-    if ((st = w4a8_pack_int4(d->codes, d->N, d->K, L->packed)) != W4A8_OK) {
-        w4a8_layer_free(L);
-        return st;
-    }
+    /* The weights are stored once, in the layout of the kernel. */
+    if (kernel == W4A8_KERNEL_SCALAR) w4a8_pack_int4(d->codes, d->N, d->K, L->packed);
+    else w4a8__blocked_convert((uint8_t *)d->codes, d->scales, d->zeros, d->N, d->K, G, groups, L->asymmetric,
+                               L->packed, 1);
     memcpy(L->scales, d->scales, ng * sizeof(float));
     memcpy(L->zeros, d->zeros, ng);
     if (d->bias) memcpy(L->bias, d->bias, d->N * sizeof(float));
@@ -1020,7 +1865,9 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
 
 W4A8_IMPL w4a8_status w4a8_layer_codes(const w4a8_layer *L, uint8_t *codes) {
     if (!L || !codes) return W4A8_ERR_NULL_ARG;
-    return w4a8_unpack_int4(L->packed, L->N, L->K, codes);
+    if (L->kernel == W4A8_KERNEL_SCALAR) return w4a8_unpack_int4(L->packed, L->N, L->K, codes);
+    w4a8__blocked_convert(codes, NULL, NULL, L->N, L->K, L->G, L->groups, L->asymmetric, L->packed, 0);
+    return W4A8_OK;
 }
 
 /* >>methods ---------------------------------------------------------------- */
@@ -2069,34 +2916,46 @@ W4A8_IMPL w4a8_status w4a8_layer_workspace_size(const w4a8_layer *L, size_t M, s
     return W4A8_OK;
 }
 
+W4A8_IMPL w4a8_status w4a8_layer_quantize_activations(const w4a8_layer *L, const float *X, size_t M,
+                                                      int8_t *codes, float *scales, int32_t *group_sums) {
+    size_t mk;
+    if (!L || !X || !codes || !scales || !group_sums) return W4A8_ERR_NULL_ARG;
+    if (M == 0) return W4A8_ERR_SHAPE;
+    if (w4a8__mul(M, L->K, &mk)) return W4A8_ERR_OVERFLOW;
+    return w4a8__quantize_acts(L->kernel, 1, X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
+                               L->act_scale, codes, scales, group_sums);
+}
+
 W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, const float *scales,
                                       const int32_t *group_sums, size_t M, float *Y) {
+    size_t mn;
     if (!L || !codes || !scales || !group_sums || !Y) return W4A8_ERR_NULL_ARG;
     if (M == 0) return W4A8_ERR_SHAPE;
-    w4a8__gemm_scalar(L, codes, scales, group_sums, M, Y);
+    if (w4a8__mul(M, L->N, &mn) || w4a8__mul(M, L->K, &mn)) return W4A8_ERR_OVERFLOW;
+    w4a8__gemm(L, codes, scales, group_sums, M, Y);
     return W4A8_OK;
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, size_t M, float *Y,
                                          void *workspace, size_t workspace_bytes) {
-    size_t need, part[3];
+    size_t need, part[3] = { 0, 0, 0 };
     unsigned char *ws, *owned = NULL;
     w4a8_status st;
     if (!L || !X || !Y) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8_layer_workspace_size(L, M, &need)) != W4A8_OK) return st;
     if (workspace && workspace_bytes < need) return W4A8_ERR_WORKSPACE;
+    w4a8__workspace_parts(L, M, part); /* cannot fail once the size did not */
     if (!workspace) {
         workspace = owned = (unsigned char *)W4A8_MALLOC(need);
         if (!owned) return W4A8_ERR_NOMEM;
     }
-    w4a8__workspace_parts(L, M, part);
     ws = (unsigned char *)workspace + ((64 - (uintptr_t)workspace % 64) % 64);
-    st = w4a8_quantize_activations(X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
-                                   L->act_scale, (int8_t *)ws, (float *)(ws + part[0]),
-                                   (int32_t *)(ws + part[0] + part[1]));
+    /* The workspace is scratch: one pass, no validation pass before it. */
+    st = w4a8__quantize_acts(L->kernel, 0, X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
+                             L->act_scale, (int8_t *)ws, (float *)(ws + part[0]), (int32_t *)(ws + part[0] + part[1]));
     if (st == W4A8_OK)
-        st = w4a8_layer_gemm(L, (const int8_t *)ws, (const float *)(ws + part[0]),
-                             (const int32_t *)(ws + part[0] + part[1]), M, Y);
+        w4a8__gemm(L, (const int8_t *)ws, (const float *)(ws + part[0]), (const int32_t *)(ws + part[0] + part[1]),
+                   M, Y);
     W4A8_FREE(owned);
     return st;
 }
@@ -2367,8 +3226,11 @@ W4A8_IMPL w4a8_status w4a8_layer_load(const char *path, w4a8_kernel kernel, w4a8
 
 /*
 REVISION HISTORY
-   0.1.0 (2026-11-28)  first release: RTN, calibration, packing, scalar GEMM,
-                       layer lifecycle and file format version 1.
+   0.1.0 (2026-11-28)  first release: calibration; RTN, SmoothQuant, AWQ,
+                       GPTQ, FPTQ, AUTO and their GPTQ compositions; packing;
+                       the scalar reference GEMM and bit-identical AVX2,
+                       AVX-VNNI, AVX-512 VNNI and NEON kernels; layer
+                       lifecycle and file format version 1.
 
 ------------------------------------------------------------------------------
 This software is available under 2 licenses -- choose whichever you prefer.

@@ -56,7 +56,9 @@ void tests_heatmap(void);
 void tests_cuda_layout(void);
 void tests_llama2(void);
 void tests_methods(void);
+void tests_kernels(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
+int nosimd_smoke(void);
 
 #endif

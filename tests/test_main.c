@@ -11,10 +11,13 @@ static void test_compile_cpp_static(void) { CHECK(compile_cpp_smoke() == 0); }
 int main(void) {
     printf("w4a8 %s tests\n", w4a8_version());
     tests_core();
+    tests_kernels();
+    tests_methods();
+#ifndef W4A8_TEST_NO_STB /* the AArch64 cross build has no libstb */
     tests_heatmap();
+#endif
     tests_cuda_layout();
     tests_llama2();
-    tests_methods();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
     printf("%d passed, %d failed\n", test_passed, test_failed);
