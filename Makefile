@@ -50,7 +50,7 @@ build/test_san: $(TEST_SRC) tests/compile_cpp.cpp $(TEST_HDR) | build
 build/quickstart: examples/quickstart.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-build/w4a8_heatmap: tools/w4a8_heatmap.c w4a8.h | build
+build/w4a8_heatmap: tools/w4a8_heatmap.c examples/llama2_w4a8.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
 
 build/llama2_w4a8: examples/llama2_w4a8.c w4a8.h | build

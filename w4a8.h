@@ -2894,6 +2894,7 @@ W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, co
    each part starting on a 64-byte boundary. */
 W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, size_t part[3]) {
     size_t bytes[3], i;
+    memset(part, 0, 3 * sizeof *part); /* set on every path: g++ -O3 (nvcc's host) cannot tell otherwise */
     if (w4a8__mul(M, L->K, &bytes[0]) || w4a8__mul(M, sizeof(float), &bytes[1]) ||
         w4a8__mul(M, L->groups, &bytes[2]) || w4a8__mul(bytes[2], sizeof(int32_t), &bytes[2]))
         return W4A8_ERR_OVERFLOW;

@@ -1,5 +1,9 @@
 /* tools/w4a8_heatmap, compiled in: its command line runs in-process, the PNGs
-   it writes are decoded with stb_image and read pixel by pixel. */
+   it writes are decoded with stb_image and read pixel by pixel. The model
+   tests read ../shared/data (or $W4A8_DATA) and say they skipped without it. */
+#define _POSIX_C_SOURCE 200809L /* mkdir, rmdir: a directory in the way of a picture */
+#include <sys/stat.h>
+#include <unistd.h>
 #define W4A8_HEATMAP_NO_MAIN
 #include "../tools/w4a8_heatmap.c"
 #include <stb/stb_image.h>
@@ -8,7 +12,7 @@
 #define HM_DIR "build/"
 
 /* What the last tool run printed. */
-static char run_out[4096], run_err[4096];
+static char run_out[16384], run_err[4096];
 
 static void slurp(FILE *f, char *buf, size_t cap) {
     size_t n;
@@ -297,6 +301,22 @@ static double dominance(const double *col, size_t K, size_t j) {
 
 enum { MT = 32, MK = 48, MN = 16, MOUT = 7 };
 
+/* Whether the two heatmaps of a before/after picture of T x K are the same pixels. */
+static int panels_equal(const char *png, size_t T, size_t K) {
+    hm_opts o;
+    hm_layout L;
+    int w = 0, h = 0, x, y, same = 1;
+    unsigned char *img = load_png(png, &w, &h);
+    hm_opts_init(&o);
+    hm_layout_make(T, K, 2, 3, 0, &o, &L);
+    if (!img) return -1;
+    for (y = 0; y < L.hh; y++)
+        for (x = 0; x < L.hw; x++)
+            same &= same_rgb(pixel(img, w, L.panel_x[0] + x, L.heat_y + y), pixel(img, w, L.panel_x[1] + x, L.heat_y + y));
+    stbi_image_free(img);
+    return same;
+}
+
 /* Channel 7 in [20, 60], the others in [-1, 1]. */
 static float *method_acts(void) {
     float *X = uniform_matrix(MT, MK, 21);
@@ -309,9 +329,10 @@ static float *method_acts(void) {
 /* Runs the tool with a method and checks the after panel against the math:
    on the shared scale the outlier column stands out at most `keep` times as
    much as before, the after maximum sits at the level its value predicts,
-   and the bars of the other channels grow relative to the tallest. */
+   and the bars of the other channels grow relative to the tallest, more
+   than bar_gain times. */
 static void check_method_picture(const char *const *args, const char *png, const float *X, double after_max,
-                                 double keep) {
+                                 double keep, int bar_gain) {
     hm_opts o;
     hm_layout L;
     level_lut *lut = (level_lut *)malloc(sizeof *lut);
@@ -350,7 +371,7 @@ static void check_method_picture(const char *const *args, const char *png, const
             for (y = 0; y < HM_STRIP; y++)
                 bars[p] += same_rgb(pixel(img, w, L.panel_x[p] + k * (int)L.g.zx + 1, L.strip_y + y), hm_dark);
         }
-    CHECK(bars[1] > 4 * bars[0] + MK);
+    CHECK(bars[1] > bar_gain * bars[0] + MK);
     stbi_image_free(img);
     free(lut);
 }
@@ -371,28 +392,48 @@ static void test_heatmap_fptq(void) {
             if (fabsf(X[t * MK + k]) > amax[k]) amax[k] = fabsf(X[t * MK + k]);
     for (k = 0; k < MK; k++)
         if (log2(2.0 + amax[k]) > after_max) after_max = log2(2.0 + amax[k]);
-    check_method_picture(args, args[5], X, after_max, 0.5);
+    check_method_picture(args, args[5], X, after_max, 0.5, 4);
     CHECK(strstr(run_out, "FPTQ strategy") && strstr(run_out, ": LAE, then per-tensor static\n"));
     CHECK(run_tool(args2) == 0);
     CHECK(strstr(run_out, "bounds 1, 2): per-token dynamic\n") != NULL);
+    CHECK(panels_equal(args[5], MT, MK));
     free(X);
     remove(args[1]);
     remove(args[5]);
 }
 
+/* The strategy is the library's (w4a8_fptq_choose with the --fptq-* knobs),
+   at its bounds too; only the middle band is equalized. */
 static void test_heatmap_fptq_strategy(void) {
-    hm_opts o;
-    hm_opts_init(&o);
-    CHECK(strcmp(hm_fptq_strategy(0.0f, &o), "per-tensor static") == 0);
-    CHECK(strcmp(hm_fptq_strategy(14.999f, &o), "per-tensor static") == 0);
-    CHECK(strcmp(hm_fptq_strategy(15.0f, &o), "LAE, then per-tensor static") == 0);
-    CHECK(strcmp(hm_fptq_strategy(149.99f, &o), "LAE, then per-tensor static") == 0);
-    CHECK(strcmp(hm_fptq_strategy(150.0f, &o), "per-token dynamic") == 0);
-    o.fptq_low = 2.0f;
-    o.fptq_high = 3.0f;
-    CHECK(strcmp(hm_fptq_strategy(1.0f, &o), "per-tensor static") == 0);
-    CHECK(strcmp(hm_fptq_strategy(2.5f, &o), "LAE, then per-tensor static") == 0);
-    CHECK(strcmp(hm_fptq_strategy(15.0f, &o), "per-token dynamic") == 0);
+    static const struct {
+        float v;
+        const char *low, *high;
+    } cases[] = { { 14.999f, "15", "150" }, { 15.0f, "15", "150" }, { 149.99f, "15", "150" },
+                  { 150.0f, "15", "150" },  { 2.5f, "2", "3" },     { 3.0f, "3", "3" } };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *args[] = { "--raw", HM_DIR "hm_fs.f32", "--shape", "32,48", "-o", HM_DIR "hm_fs.png", "--method",
+                               "fptq", "--fptq-low", cases[i].low, "--fptq-high", cases[i].high, NULL };
+        float *X = uniform_matrix(MT, MK, 40 + i), amax[MK];
+        w4a8_fptq_strategy want;
+        char line[160];
+        size_t k;
+        X[5 * MK + 9] = -cases[i].v; /* the largest |x| */
+        memset(amax, 0, sizeof amax);
+        for (k = 0; k < (size_t)MT * MK; k++)
+            if (fabsf(X[k]) > amax[k % MK]) amax[k % MK] = fabsf(X[k]);
+        CHECK_ST(w4a8_fptq_choose(amax, MK, strtof(cases[i].low, NULL), strtof(cases[i].high, NULL), &want), W4A8_OK);
+        CHECK(write_f32(args[1], X, (size_t)MT * MK));
+        CHECK(run_tool(args) == 0);
+        snprintf(line, sizeof line, "FPTQ strategy (max|x| %.4g; bounds %s, %s): %s\n", cases[i].v, cases[i].low,
+                 cases[i].high, hm_fptq_names[want]);
+        CHECK(strstr(run_out, line) != NULL);
+        if (!strstr(run_out, line)) printf("    want %s    got %s", line, run_out);
+        CHECK(panels_equal(args[5], MT, MK) == (want != W4A8_FPTQ_LAE_STATIC));
+        free(X);
+        remove(args[1]);
+        remove(args[5]);
+    }
 }
 
 static void test_heatmap_smoothquant(void) {
@@ -415,8 +456,43 @@ static void test_heatmap_smoothquant(void) {
         double v = pow(amax[k], 0.25) * pow(wmax[k], 0.75);
         if (v > after_max) after_max = v;
     }
-    check_method_picture(args, args[5], X, after_max, 0.5);
+    check_method_picture(args, args[5], X, after_max, 0.5, 4);
     CHECK(strstr(run_out, "SmoothQuant, alpha 0.75") != NULL);
+    free(X);
+    free(W);
+    remove(args[1]);
+    remove(args[9]);
+    remove(args[5]);
+}
+
+/* AWQ's s from the library on the same calibration (the picture's tokens,
+   all kept as the sample): the after panel and the printed ratio match it. */
+static void test_heatmap_awq(void) {
+    const char *args[] = { "--raw", HM_DIR "hm_m.f32", "--shape", "32,48", "-o", HM_DIR "hm_awq.png", "--method",
+                           "awq", "--weights", HM_DIR "hm_mw.f32", "--wshape", "16,48", "--group", "16", NULL };
+    float *X = method_acts(), *W = uniform_matrix(MN, MK, 23), s[MK], r = -1.0f;
+    double after_max = 0.0;
+    w4a8_calib *calib = NULL;
+    w4a8_linear lin;
+    char want[64];
+    size_t i;
+    memset(&lin, 0, sizeof lin);
+    lin.W = W;
+    lin.N = MN;
+    CHECK(write_f32(args[1], X, (size_t)MT * MK));
+    CHECK(write_f32(args[9], W, (size_t)MN * MK));
+    CHECK_ST(w4a8_calib_create(MK, 0, MT, &calib), W4A8_OK);
+    CHECK_ST(w4a8_calib_add(calib, X, MT), W4A8_OK);
+    CHECK_ST(w4a8_smooth_awq(&lin, 1, MK, calib, 16, 20, s, &r, NULL), W4A8_OK);
+    for (i = 0; i < (size_t)MT * MK; i++)
+        if (fabs(X[i] * (1.0f / s[i % MK])) > after_max) after_max = fabs(X[i] * (1.0f / s[i % MK]));
+    CHECK(r > 0.0f); /* the search found the outlier's weights worth protecting */
+    /* s_j ~ mean|x_j|^r: the outlier's lead over the others, in log, shrinks
+       about (1 - r) times; asserted: half of that. */
+    check_method_picture(args, args[5], X, after_max, 1.0 - r / 2.0, 2);
+    snprintf(want, sizeof want, "AWQ ratio %.3g: ", r);
+    CHECK(strstr(run_out, want) != NULL && strstr(run_out, "on 32 tokens, groups of 16"));
+    w4a8_calib_free(calib);
     free(X);
     free(W);
     remove(args[1]);
@@ -464,7 +540,8 @@ static const bad_case bad_cases[] = {
     { { "--raw", XOK, "--shape", "16,64", "-o", HM_DIR "no/such/dir/x.png" }, 1,
       "cannot write build/no/such/dir/x.png: " },
     { { "--raw", XOK, "--shape", "16,64", "-o", "build" }, 1, "cannot write build: Is a directory" },
-    { { BASE, "--method", "awq" }, 2, "unknown method 'awq' (fptq, smoothquant)" },
+    { { BASE, "--method", "gptq" }, 2, "unknown method 'gptq' (fptq, smoothquant, awq)" },
+    { { BASE, "--method", "awq" }, 2, "--method awq needs the layer's weights" },
     { { BASE, "--method", "smoothquant" }, 2, "--method smoothquant needs the layer's weights" },
     { { BASE, "--weights", WOK }, 2, "--weights and --wshape go together" },
     { { BASE, "--method", "smoothquant", "--weights", WOK, "--wshape", "8,63" }, 2,
@@ -475,8 +552,12 @@ static const bad_case bad_cases[] = {
     { { BASE, "--alpha", "1.5" }, 2, "--alpha wants a number in [0, 1], not '1.5'" },
     { { BASE, "--alpha", "nan" }, 2, "--alpha wants a number" },
     { { BASE, "--alpha", "0.5x" }, 2, "--alpha wants a number" },
-    { { BASE, "--fptq-low", "200" }, 2, "--fptq-low (200) must be below --fptq-high (150)" },
-    { { BASE, "--fptq-high", "-1" }, 2, "--fptq-high wants a positive number, not '-1'" },
+    { { BASE, "--fptq-low", "200" }, 2, "--fptq-low (200) must not exceed --fptq-high (150)" },
+    { { BASE, "--fptq-high", "-1" }, 2, "--fptq-high wants a number >= 0, not '-1'" },
+    { { BASE, "--group", "0" }, 2, "--group wants a whole number in 1..1048576, not '0'" },
+    { { BASE, "--tokens", "8" }, 2, "--tokenizer, --text, --tokens, --layers and --outliers go with --model" },
+    { { BASE, "--outliers" }, 2, "--tokenizer, --text, --tokens, --layers and --outliers go with --model" },
+    { { BASE, "--model", "m.bin" }, 2, "--raw or --model, not both" },
     { { BASE, "--size", "0,10" }, 2, "--size wants W,H in 1..8192" },
     { { BASE, "--size", "9000,10" }, 2, "--size wants W,H in 1..8192" },
     { { BASE, "--decades", "0" }, 2, "--decades wants a whole number in 1..12" },
@@ -521,7 +602,7 @@ static void test_heatmap_bad_inputs(void) {
     {
         const char *help[] = { "--raw", XOK, "--help", NULL };
         CHECK(run_tool(help) == 0 && strstr(run_out, "usage: w4a8_heatmap") &&
-              strstr(run_out, ": fptq, smoothquant\n"));
+              strstr(run_out, ": fptq, smoothquant, awq\n"));
     }
     /* A failed run leaves an existing picture as it was; a good one replaces it. */
     f = fopen(OUTP, "wb");
@@ -547,8 +628,11 @@ static void test_heatmap_bad_inputs(void) {
     {
         hm_opts o;
         hm_input in;
+        hm_batch batch;
+        w4a8_linear lin;
         hm_opts_init(&o);
         memset(&in, 0, sizeof in);
+        memset(&batch, 0, sizeof batch);
         in.name = "L0.wo";
         in.X = X;
         in.T = 16;
@@ -558,18 +642,30 @@ static void test_heatmap_bad_inputs(void) {
         f = tmpfile();
         CHECK(f != NULL);
         if (f) {
-            CHECK(hm_layer(&in, &o, OUTP ".2", f, f) == HM_EXIT_USAGE);
+            CHECK(hm_layer(&in, &o, OUTP ".2", &batch, f, f) == HM_EXIT_USAGE);
             slurp(f, run_err, sizeof run_err);
             CHECK(strstr(run_err, "L0.wo: --method smoothquant needs the layer's weights") != NULL);
         }
         in.T = (size_t)-1 / 32; /* T * K overflows */
         f = tmpfile();
         if (f) {
-            CHECK(hm_layer(&in, &o, OUTP ".2", f, f) == HM_EXIT_DATA);
+            CHECK(hm_layer(&in, &o, OUTP ".2", &batch, f, f) == HM_EXIT_DATA);
             slurp(f, run_err, sizeof run_err);
             CHECK(strstr(run_err, "L0.wo: bad shape") != NULL);
         }
-        CHECK(!exists(OUTP ".2"));
+        in.T = 16; /* a linear without rows */
+        memset(&lin, 0, sizeof lin);
+        lin.W = W;
+        in.lin = &lin;
+        in.nlin = 1;
+        f = tmpfile();
+        if (f) {
+            CHECK(hm_layer(&in, &o, OUTP ".2", &batch, f, f) == HM_EXIT_DATA);
+            slurp(f, run_err, sizeof run_err);
+            CHECK(strstr(run_err, "L0.wo: bad weight shape 0 x 64") != NULL);
+        }
+        CHECK(batch.n == 0 && hm_batch_finish(&batch, 0, stdout) == 0);
+        CHECK(!exists(OUTP ".2") && !exists(OUTP ".2.tmp"));
     }
     remove(OUTP);
     remove(XOK);
@@ -581,6 +677,454 @@ static void test_heatmap_bad_inputs(void) {
     free(W);
 }
 
+/* ---------------------------------------------------------------------------
+   Checkpoint input, on the shared llama2.c checkpoints. The tests find what
+   the pictures must show with their own forward through the example's API. */
+
+static char data_dir[1024], model_path[1100], tok_path[1100];
+static llama2_model model;
+static llama2_tokenizer tok;
+
+#define TEXT HM_DIR "hm_text.txt"
+static const char story[] = "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+                            "park. One day, she saw a big red ball under a tree.\n";
+enum { TOK = 16 }; /* tokens the model tests run */
+#define TOKS "16"
+
+static void data_file(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", data_dir, name); }
+
+/* The input of every linear over the first T tokens of the story. */
+typedef struct act {
+    char name[HM_LAYER_NAME];
+    int layer;
+    llama2_input which;
+    float *X;
+    size_t T, K;
+} act;
+
+typedef struct acts {
+    act a[64];
+    size_t n;
+} acts;
+
+static int acts_hook(void *user, const char *name, int layer, llama2_input which, const float *X, size_t T, size_t K) {
+    acts *r = (acts *)user;
+    act *a = &r->a[r->n];
+    if (r->n == 64 || !(a->X = (float *)malloc(T * K * sizeof(float)))) return 1;
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->layer = layer;
+    a->which = which;
+    memcpy(a->X, X, T * K * sizeof(float));
+    a->T = T;
+    a->K = K;
+    r->n++;
+    return 0;
+}
+
+static void acts_run(const llama2_model *m, const llama2_tokenizer *t, size_t T, acts *r) {
+    int *ids = NULL;
+    size_t n = 0;
+    llama2_state *s = NULL;
+    memset(r, 0, sizeof *r);
+    CHECK(llama2_encode_stories(t, story, strlen(story), &ids, &n) == LLAMA2_OK && n >= T);
+    CHECK(llama2_state_create(m, T, T, &s) == LLAMA2_OK);
+    if (ids && s && n >= T) CHECK(llama2_forward(m, NULL, s, ids, T, 0, NULL, acts_hook, r) == LLAMA2_OK);
+    CHECK(r->n == (size_t)m->c.n_layers * LLAMA2_INPUTS_PER_LAYER + 1);
+    llama2_state_free(s);
+    free(ids);
+}
+
+static const act *acts_find(const acts *r, const char *name) {
+    size_t i;
+    for (i = 0; i < r->n; i++)
+        if (strcmp(r->a[i].name, name) == 0) return &r->a[i];
+    CHECK(!"no such input");
+    return NULL;
+}
+
+static void acts_free(acts *r) {
+    size_t i;
+    for (i = 0; i < r->n; i++) free(r->a[i].X);
+}
+
+/* Per-channel max|x| into amax[K]; the overall max and where it is. */
+static float act_stats(const act *a, float *amax, size_t *t_at, size_t *k_at) {
+    size_t i, at = 0;
+    float m = 0.0f;
+    for (i = 0; i < a->K; i++) amax[i] = 0.0f;
+    for (i = 0; i < a->T * a->K; i++) {
+        float v = fabsf(a->X[i]);
+        if (v > amax[i % a->K]) amax[i % a->K] = v;
+        if (v > m) m = v, at = i;
+    }
+    *t_at = at / a->K;
+    *k_at = at % a->K;
+    return m;
+}
+
+/* The model mode's arguments, then `extra` (NULL-terminated), into argv. */
+static void model_args(const char **argv, const char *const *extra) {
+    size_t i = 0;
+    argv[i++] = "--model", argv[i++] = model_path, argv[i++] = "--tokenizer", argv[i++] = tok_path;
+    argv[i++] = "--text", argv[i++] = TEXT, argv[i++] = "--tokens", argv[i++] = TOKS;
+    while (*extra) argv[i++] = *extra++;
+    argv[i] = NULL;
+}
+
+static void pattern_path(char *buf, size_t cap, const char *prefix, const char *name) {
+    char file[HM_LAYER_NAME];
+    hm_file_name(name, file);
+    snprintf(buf, cap, "%s%s.png", prefix, file);
+}
+
+/* A filter picks the right inputs: one PNG each, of the right size, and
+   nothing else; DIR/ puts them into a directory. */
+static void test_heatmap_model_files(void) {
+    static const char *const want[] = { "L0.qkv", "L2.qkv", "L2.wo", "L2.w13", "L2.w2", "cls" };
+    const char *extra[] = { "--layers", "L0.qkv,cls,L2", "-o", HM_DIR "hm_mf_%s.png", NULL }, *argv[24];
+    const char *dir[] = { "--layers", "cls", "-o", HM_DIR, NULL };
+    acts r;
+    size_t i, j, lines = 0;
+    char path[256];
+    acts_run(&model, &tok, TOK, &r);
+    model_args(argv, extra);
+    CHECK(run_tool(argv) == 0);
+    for (i = 0; run_out[i]; i++) lines += run_out[i] == '\n';
+    CHECK(lines == 6);
+    for (i = 0; i < r.n; i++) {
+        int selected = 0, w = 0, h = 0;
+        for (j = 0; j < 6; j++) selected |= strcmp(r.a[i].name, want[j]) == 0;
+        pattern_path(path, sizeof path, HM_DIR "hm_mf_", r.a[i].name);
+        CHECK(exists(path) == selected);
+        if (selected) {
+            hm_opts o;
+            hm_layout L;
+            unsigned char *img = load_png(path, &w, &h);
+            hm_opts_init(&o);
+            hm_layout_make(TOK, r.a[i].K, 1, 3, 0, &o, &L);
+            CHECK(h == L.h && (r.a[i].K == 64 ? w == L.w : w >= L.w)); /* the notes may widen a narrow one */
+            CHECK(r.a[i].K == (r.a[i].which == LLAMA2_IN_W2 ? 172u : 64u));
+            stbi_image_free(img);
+            remove(path);
+        }
+        snprintf(path + strlen(path), 8, ".tmp");
+        CHECK(!exists(path));
+    }
+    model_args(argv, dir);
+    CHECK(run_tool(argv) == 0 && exists(HM_DIR "cls.png"));
+    CHECK(strncmp(run_out, HM_DIR "cls.png: cls, 16 x 64,", strlen(HM_DIR "cls.png: cls, 16 x 64,")) == 0);
+    remove(HM_DIR "cls.png");
+    acts_free(&r);
+}
+
+/* The channel with the largest |x| (from our own forward) has the tallest
+   bar, and its value the brightest pixel; in the outlier variant too. */
+static void check_largest(const act *a, const char *png) {
+    hm_opts o;
+    hm_layout L;
+    float amax[256], m;
+    size_t t_at, k_at, t, k;
+    int w = 0, h = 0, y;
+    unsigned char *img = load_png(png, &w, &h);
+    double top = -1.0;
+    if (!img || a->K > 256) return;
+    m = act_stats(a, amax, &t_at, &k_at);
+    hm_opts_init(&o);
+    hm_layout_make(a->T, a->K, 1, 3, 0, &o, &L);
+    CHECK(L.g.px == 1 && L.g.py == 1); /* one cell per value */
+    for (k = 0; k < a->K; k++) {
+        int bar = 0, x = L.panel_x[0] + (int)(k * L.g.zx);
+        for (y = 0; y < HM_STRIP; y++) bar += same_rgb(pixel(img, w, x, L.strip_y + y), hm_dark);
+        if (k == k_at) CHECK(bar == HM_STRIP);
+        else if (amax[k] < m * (1.0f - 1.0f / HM_STRIP)) CHECK(bar < HM_STRIP);
+    }
+    for (t = 0; t < a->T; t++)
+        for (k = 0; k < a->K; k++) {
+            double l = luma(pixel(img, w, L.panel_x[0] + (int)(k * L.g.zx), L.heat_y + (int)(t * L.g.zy)));
+            if (l > top) top = l;
+        }
+    CHECK(luma(pixel(img, w, L.panel_x[0] + (int)(k_at * L.g.zx), L.heat_y + (int)(t_at * L.g.zy))) == top);
+    for (t = 0; t < a->T; t++) /* ties only where the colour map cannot tell 1% apart */
+        for (k = 0; k < a->K; k++)
+            if (luma(pixel(img, w, L.panel_x[0] + (int)(k * L.g.zx), L.heat_y + (int)(t * L.g.zy))) == top)
+                CHECK(fabsf(a->X[t * a->K + k]) >= 0.99f * m);
+    stbi_image_free(img);
+}
+
+static void test_heatmap_model_largest(void) {
+    const char *extra[] = { "--layers", "L3.w2,cls", "-o", HM_DIR "hm_ml_%s.png", NULL }, *argv[24];
+    const char *extra_v[] = { "--layers", "L0.qkv", "-o", HM_DIR "hm_mlv.png", "--outliers", NULL };
+    llama2_model variant;
+    acts r;
+    char path[128];
+    size_t t, k;
+    float amax[64];
+    acts_run(&model, &tok, TOK, &r);
+    model_args(argv, extra);
+    CHECK(run_tool(argv) == 0);
+    pattern_path(path, sizeof path, HM_DIR "hm_ml_", "L3.w2");
+    check_largest(acts_find(&r, "L3.w2"), path);
+    remove(path);
+    pattern_path(path, sizeof path, HM_DIR "hm_ml_", "cls");
+    check_largest(acts_find(&r, "cls"), path);
+    remove(path);
+    acts_free(&r);
+    CHECK(llama2_inject_outliers(&model, &variant) == LLAMA2_OK);
+    acts_run(&variant, &tok, TOK, &r);
+    model_args(argv, extra_v);
+    CHECK(run_tool(argv) == 0);
+    check_largest(acts_find(&r, "L0.qkv"), HM_DIR "hm_mlv.png");
+    /* The variant's largest channel is not the original's. */
+    CHECK(act_stats(acts_find(&r, "L0.qkv"), amax, &t, &k) > 100.0f);
+    remove(HM_DIR "hm_mlv.png");
+    acts_free(&r);
+    llama2_free(&variant);
+}
+
+/* AWQ from the model's w1/w3: the library's s on the picture's tokens;
+   both panels on one colour scale, each maximum at its level on it. */
+static void test_heatmap_model_awq(void) {
+    const char *extra[] = { "--layers", "L0.w13", "--method", "awq", "--group", "32", "-o", HM_DIR "hm_mawq.png",
+                            NULL }, *argv[24];
+    acts r;
+    const act *a;
+    w4a8_linear lin[2];
+    w4a8_calib *calib = NULL;
+    float s[64], r_awq = -1.0f, amax[64], bmax, amax_after = 0.0f;
+    size_t t_b, k_b, t_a = 0, k_a = 0, i, N, K;
+    double hi;
+    char want[64];
+    hm_opts o;
+    hm_layout L;
+    level_lut *lut = (level_lut *)malloc(sizeof *lut);
+    unsigned char *img;
+    int w = 0, h = 0;
+    acts_run(&model, &tok, TOK, &r);
+    a = acts_find(&r, "L0.w13");
+    if (!a || !lut) {
+        free(lut);
+        acts_free(&r);
+        return;
+    }
+    memset(lin, 0, sizeof lin);
+    lin[0].W = llama2__weight(&model, 0, LLAMA2_W1, &lin[0].N, &K);
+    lin[1].W = llama2__weight(&model, 0, LLAMA2_W3, &N, &K);
+    lin[1].N = N;
+    CHECK_ST(w4a8_calib_create(64, 0, TOK, &calib), W4A8_OK);
+    CHECK_ST(w4a8_calib_add(calib, a->X, TOK), W4A8_OK);
+    CHECK_ST(w4a8_smooth_awq(lin, 2, 64, calib, 32, 20, s, &r_awq, NULL), W4A8_OK);
+    CHECK(r_awq > 0.0f); /* s is not 1: the panels differ */
+    bmax = act_stats(a, amax, &t_b, &k_b);
+    for (i = 0; i < TOK * 64; i++) {
+        float v = fabsf(a->X[i] * (1.0f / s[i % 64]));
+        if (v > amax_after) amax_after = v, t_a = i / 64, k_a = i % 64;
+    }
+    model_args(argv, extra);
+    CHECK(run_tool(argv) == 0);
+    snprintf(want, sizeof want, "L0.w13: AWQ ratio %.3g: ", r_awq);
+    CHECK(strstr(run_out, want) != NULL);
+    hi = bmax > amax_after ? bmax : amax_after;
+    hm_opts_init(&o);
+    hm_layout_make(TOK, 64, 2, 4, 0, &o, &L);
+    lut_init(lut);
+    img = load_png(HM_DIR "hm_mawq.png", &w, &h);
+    if (img) {
+        double lb = level_of(lut, pixel(img, w, L.panel_x[0] + (int)(k_b * L.g.zx) + 1, L.heat_y + (int)(t_b * L.g.zy) + 1));
+        double la = level_of(lut, pixel(img, w, L.panel_x[1] + (int)(k_a * L.g.zx) + 1, L.heat_y + (int)(t_a * L.g.zy) + 1));
+        CHECK(w == L.w && h == L.h);
+        CHECK(fabs(lb - (1.0 + log10(bmax / hi) / o.decades)) < 0.01);
+        CHECK(fabs(la - (1.0 + log10(amax_after / hi) / o.decades)) < 0.01);
+        CHECK(fabs(lb - la) > 0.02); /* the maxima differ enough for the check above to tell */
+        stbi_image_free(img);
+    }
+    remove(HM_DIR "hm_mawq.png");
+    w4a8_calib_free(calib);
+    free(lut);
+    acts_free(&r);
+}
+
+/* FPTQ's strategy per input, as printed, is w4a8_fptq_choose's on the
+   input's max|x| with the --fptq-* bounds. */
+static void test_heatmap_model_fptq(void) {
+    const char *extra[] = { "--method", "fptq", "--fptq-low", "3", "--fptq-high", "6", "--size", "64,16", "-o",
+                            HM_DIR "hm_mfp_%s.png", NULL }, *argv[24];
+    acts r;
+    size_t i, t, k, kinds[4] = { 0, 0, 0, 0 };
+    float amax[256];
+    char line[192], path[128];
+    acts_run(&model, &tok, TOK, &r);
+    model_args(argv, extra);
+    CHECK(run_tool(argv) == 0);
+    for (i = 0; i < r.n; i++) {
+        w4a8_fptq_strategy want = W4A8_FPTQ_NONE;
+        float v = act_stats(&r.a[i], amax, &t, &k);
+        CHECK_ST(w4a8_fptq_choose(amax, r.a[i].K, 3.0f, 6.0f, &want), W4A8_OK);
+        kinds[want]++;
+        snprintf(line, sizeof line, "\n%s: FPTQ strategy (max|x| %.4g; bounds 3, 6): %s\n", r.a[i].name, v,
+                 hm_fptq_names[want]);
+        CHECK(strstr(run_out, line) != NULL);
+        if (!strstr(run_out, line)) printf("    want%s", line);
+        pattern_path(path, sizeof path, HM_DIR "hm_mfp_", r.a[i].name);
+        CHECK(exists(path));
+        remove(path);
+    }
+    CHECK(kinds[W4A8_FPTQ_STATIC] && kinds[W4A8_FPTQ_LAE_STATIC] && kinds[W4A8_FPTQ_PER_TOKEN]);
+    acts_free(&r);
+}
+
+/* The other shared checkpoint: character-level, dim 128. */
+static void test_heatmap_model_babyllama(void) {
+    char mpath[1100], tpath[1100], want[96];
+    const char *argv[] = { "--model", mpath, "--tokenizer", tpath, "--text", TEXT, "--tokens", "8", "--layers",
+                           "cls,L4.w2", "-o", HM_DIR "hm_bl_%s.png", NULL };
+    llama2_model m;
+    llama2_tokenizer t;
+    acts r;
+    float amax[512];
+    size_t i, tt, k;
+    data_file(mpath, sizeof mpath, "babyllama_tok105_model5000.bin");
+    data_file(tpath, sizeof tpath, "tok105.bin");
+    CHECK(llama2_load(mpath, &m) == LLAMA2_OK);
+    CHECK(llama2_tokenizer_load(tpath, m.c.vocab_size, &t) == LLAMA2_OK);
+    acts_run(&m, &t, 8, &r);
+    CHECK(run_tool(argv) == 0);
+    for (i = 0; i < r.n; i++) {
+        int is_cls = strcmp(r.a[i].name, "cls") == 0;
+        if (!is_cls && strcmp(r.a[i].name, "L4.w2") != 0) continue;
+        snprintf(want, sizeof want, ": %s, 8 x %zu, max|x| %.4g -> ", r.a[i].name, r.a[i].K,
+                 act_stats(&r.a[i], amax, &tt, &k));
+        CHECK(r.a[i].K == (is_cls ? 128u : 352u) && strstr(run_out, want) != NULL);
+    }
+    CHECK(exists(HM_DIR "hm_bl_cls.png") && exists(HM_DIR "hm_bl_L4_w2.png") && !exists(HM_DIR "hm_bl_L4_qkv.png"));
+    remove(HM_DIR "hm_bl_cls.png");
+    remove(HM_DIR "hm_bl_L4_w2.png");
+    acts_free(&r);
+    llama2_tokenizer_free(&t);
+    llama2_free(&m);
+}
+
+/* Unit pieces of the model mode: --layers patterns and output names. */
+static void test_heatmap_model_names(void) {
+    char *p;
+    CHECK(hm_pattern_selects("L3", "L3.qkv") && hm_pattern_selects("L3", "L3.w2") && !hm_pattern_selects("L3", "L30.w2"));
+    CHECK(hm_pattern_selects("*.w2", "L0.w2") && !hm_pattern_selects("*.w2", "L0.w13") && !hm_pattern_selects("*.w2", "cls"));
+    CHECK(hm_pattern_selects("L?.qkv", "L7.qkv") && !hm_pattern_selects("L?.qkv", "L12.qkv"));
+    CHECK(hm_pattern_selects("cls", "cls") && !hm_pattern_selects("cl", "cls") && hm_pattern_selects("*", "cls"));
+    CHECK(hm_pattern_selects("L1*", "L12.wo") && hm_pattern_selects("**s", "cls") && !hm_pattern_selects("L0.qkv", "L0.qk"));
+    p = hm_out_path("out/", "L0.qkv");
+    CHECK(p && strcmp(p, "out/L0_qkv.png") == 0);
+    free(p);
+    p = hm_out_path("docs/heatmap_%s_fptq.png", "L0.qkv");
+    CHECK(p && strcmp(p, "docs/heatmap_L0_qkv_fptq.png") == 0);
+    free(p);
+    p = hm_out_path("x.png", "cls");
+    CHECK(p && strcmp(p, "x.png") == 0);
+    free(p);
+}
+
+/* Bad model input: a message, an exit status, nothing on stdout, no file. */
+typedef struct model_bad {
+    const char *extra[12];
+    int rc;
+    const char *msg, *absent;
+} model_bad;
+
+static void test_heatmap_model_bad(void) {
+    char tok105[1100], msg[1400];
+    const char *argv[32];
+    static const model_bad cases[] = {
+        { { "--layers", "L5", "-o", HM_DIR "hm_mb/" }, 2, "--layers L5: 'L5' selects nothing (this model has L0.qkv .. cls)", NULL },
+        { { "--layers", "L0,,cls", "-o", HM_DIR "hm_mb/" }, 2, "--layers wants names or patterns separated by commas", NULL },
+        { { "--layers", "L0.qkv,L9.*", "-o", HM_DIR "hm_mb/" }, 2, "'L9.*' selects nothing", NULL },
+        { { "--layers", "L0", "-o", HM_DIR "hm_mb_nodir/" }, 1, "cannot write build/hm_mb_nodir/L0_qkv.png: No such file or directory", NULL },
+        { { "--layers", "L0", "-o", TEXT "/" }, 1, "cannot write build/hm_text.txt/L0_qkv.png: Not a directory", NULL },
+        { { "--layers", "L0", "-o", HM_DIR "hm_mb_one.png" }, 2, "-o build/hm_mb_one.png is one file, but 4 inputs are selected", HM_DIR "hm_mb_one.png" },
+        { { "--tokens", "513", "-o", HM_DIR "hm_mb_one.png", "--layers", "cls" }, 2, "--tokens 513: the model's context is 512 tokens", HM_DIR "hm_mb_one.png" },
+        { { "--layers", "L0.qkv,L0.wo", "-o", HM_DIR "hm_mid_%s.png" }, 1, "cannot write build/hm_mid_L0_wo.png: Is a directory", HM_DIR "hm_mid_L0_qkv.png.tmp" },
+        { { "--shape", "4,4", "-o", HM_DIR "hm_mb/" }, 2, "--shape, --name, --weights and --wshape go with --raw", NULL },
+        { { "--layers", "cls", "--method", "awq", "--group", "x", "-o", HM_DIR "hm_mb/" }, 2, "--group wants a whole number", NULL },
+    };
+    size_t i;
+    FILE *f;
+    char keep[8];
+    /* A directory where L0.wo's picture would go, and an old L0.qkv picture:
+       the run fails at L0.wo and leaves L0.qkv's as it was. */
+    CHECK(mkdir(HM_DIR "hm_mid_L0_wo.png.tmp", 0700) == 0 || errno == EEXIST);
+    f = fopen(HM_DIR "hm_mid_L0_qkv.png", "wb");
+    CHECK(f && fputs("keep", f) >= 0 && fclose(f) == 0);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        model_args(argv, cases[i].extra);
+        if (run_tool(argv) != cases[i].rc || !strstr(run_err, cases[i].msg)) {
+            printf("    case %zu: exit %d (want %d), said: %s", i, run_tool(argv), cases[i].rc, run_err);
+            test_check_failed++;
+        }
+        CHECK(strncmp(run_err, "w4a8_heatmap: ", 14) == 0 && strchr(run_err, '\n') == run_err + strlen(run_err) - 1);
+        CHECK(run_out[0] == '\0'); /* no line claims a picture */
+        if (cases[i].absent) CHECK(!exists(cases[i].absent));
+    }
+    f = fopen(HM_DIR "hm_mid_L0_qkv.png", "rb");
+    CHECK(f && fread(keep, 1, sizeof keep, f) == 4 && memcmp(keep, "keep", 4) == 0);
+    if (f) fclose(f);
+    remove(HM_DIR "hm_mid_L0_qkv.png");
+    CHECK(rmdir(HM_DIR "hm_mid_L0_wo.png.tmp") == 0);
+    /* The files themselves. */
+    data_file(tok105, sizeof tok105, "tok105.bin");
+    {
+        const char *a[] = { "--model", HM_DIR "hm_none.bin", "--tokenizer", tok_path, "--text", TEXT, "-o", HM_DIR, NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "cannot load the model build/hm_none.bin: cannot open or read the file"));
+    }
+    {
+        const char *a[] = { "--model", model_path, "--tokenizer", tok105, "--text", TEXT, "-o", HM_DIR, NULL };
+        snprintf(msg, sizeof msg, "cannot load the tokenizer %s: the tokenizer's vocabulary size differs from the model's\n", tok105);
+        CHECK(run_tool(a) == 1 && strstr(run_err, msg));
+    }
+    {
+        const char *a[] = { "--model", tok_path, "--tokenizer", tok_path, "--text", TEXT, "-o", HM_DIR, NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "cannot load the model") && strstr(run_err, "tok512.bin: "));
+    }
+    {
+        const char *a[] = { "--model", model_path, "--tokenizer", tok_path, "--text", HM_DIR "hm_none.txt", "-o", HM_DIR, NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "cannot read the text build/hm_none.txt: "));
+    }
+    f = fopen(HM_DIR "hm_blank.txt", "wb");
+    CHECK(f && fputs(" \n\n<|endoftext|>\n \n", f) >= 0 && fclose(f) == 0);
+    {
+        const char *a[] = { "--model", model_path, "--tokenizer", tok_path, "--text", HM_DIR "hm_blank.txt", "-o", HM_DIR, NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "build/hm_blank.txt has no text to run the model on"));
+    }
+    remove(HM_DIR "hm_blank.txt");
+    {
+        const char *a[] = { "--model", model_path, "--text", TEXT, "-o", HM_DIR, NULL };
+        CHECK(run_tool(a) == 2 && strstr(run_err, "--model needs --tokenizer, --text and -o"));
+    }
+    CHECK(!exists(HM_DIR "L0_qkv.png") && !exists(HM_DIR "cls.png"));
+}
+
+static void tests_heatmap_model(void) {
+    const char *env = getenv("W4A8_DATA");
+    FILE *f;
+    snprintf(data_dir, sizeof data_dir, "%s", env && *env ? env : "../shared/data");
+    data_file(model_path, sizeof model_path, "stories260K.bin");
+    data_file(tok_path, sizeof tok_path, "tok512.bin");
+    if (llama2_load(model_path, &model) != LLAMA2_OK || llama2_tokenizer_load(tok_path, 512, &tok) != LLAMA2_OK) {
+        printf("heatmap model: skipped: no data at %s (set W4A8_DATA)\n", data_dir);
+        llama2_free(&model);
+        return;
+    }
+    f = fopen(TEXT, "wb");
+    CHECK(f && fputs(story, f) >= 0 && fclose(f) == 0);
+    RUN(test_heatmap_model_names);
+    RUN(test_heatmap_model_files);
+    RUN(test_heatmap_model_largest);
+    RUN(test_heatmap_model_awq);
+    RUN(test_heatmap_model_fptq);
+    RUN(test_heatmap_model_babyllama);
+    RUN(test_heatmap_model_bad);
+    remove(TEXT);
+    llama2_tokenizer_free(&tok);
+    llama2_free(&model);
+}
+
 void tests_heatmap(void) {
     RUN(test_heatmap_font);
     RUN(test_heatmap_colour_scale);
@@ -590,5 +1134,7 @@ void tests_heatmap(void) {
     RUN(test_heatmap_fptq);
     RUN(test_heatmap_fptq_strategy);
     RUN(test_heatmap_smoothquant);
+    RUN(test_heatmap_awq);
     RUN(test_heatmap_bad_inputs);
+    tests_heatmap_model();
 }

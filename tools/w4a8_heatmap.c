@@ -1,6 +1,7 @@
 /* w4a8_heatmap - see the outliers: activation magnitudes as PNG heatmaps.
 
        w4a8_heatmap --raw X.f32 --shape T,K -o out.png [options]
+       w4a8_heatmap --model M.bin --tokenizer TOK.bin --text T.txt -o DIR/ [options]
 
    X.f32 holds T tokens x K channels of float32 in native byte order, row by
    row (numpy's x.astype(np.float32).tofile). The picture shows |x| with
@@ -10,15 +11,25 @@
    Inputs larger than --size are max-pooled, never subsampled, so a single
    outlier always stays visible.
 
-   --method fptq|smoothquant draws the input before and after that method's
-   equalization (x / s) side by side on one colour scale. FPTQ's logarithmic
-   equalization needs only the activations; SmoothQuant also needs the
-   layer's weights W[N][K] (--weights W.f32 --wshape N,K). For FPTQ the tool
-   also prints the layer-wise strategy the layer would get.
+   With a llama2.c checkpoint instead, the tool runs the FP32 model (the
+   loader and forward of examples/llama2_w4a8.c) over the first --tokens
+   tokens of the text and draws the input of every linear layer ("L0.qkv",
+   "L0.wo", "L0.w13", "L0.w2", ..., "cls"), or of those --layers selects,
+   one PNG each: into DIR/ as L0_qkv.png ..., or to a name with %s in it.
+   --outliers draws the example's outlier variant of the model instead.
+
+   --method fptq|smoothquant|awq draws the input before and after that
+   method's equalization (x / s, s from w4a8.h) side by side on one colour
+   scale; the activations drawn are its calibration. FPTQ needs only the
+   activations; it equalizes only where its layer-wise strategy
+   (w4a8_fptq_choose) says LAE, and the tool prints that strategy.
+   SmoothQuant and AWQ also need the weights of the linears reading the
+   input: from the model, or --weights W.f32 --wshape N,K with --raw.
 
    Exit status: 0 done, 1 bad input data or a file that cannot be read or
-   written, 2 a bad command line. On failure no output file is created and an
-   existing one is left as it was: the PNG goes to OUT.tmp and is renamed.
+   written, 2 a bad command line. On failure no output file is created and
+   existing ones are left as they were: each PNG goes to OUT.tmp and they
+   are renamed only when all are done.
 
    Build: make (links Debian's libstb: apt-get install libstb-dev).
    Define W4A8_HEATMAP_NO_MAIN before including this file to get its
@@ -35,6 +46,10 @@
 #define W4A8_IMPLEMENTATION
 #endif
 #include "../w4a8.h"
+#ifndef LLAMA2_W4A8_NO_MAIN
+#define LLAMA2_W4A8_NO_MAIN
+#endif
+#include "../examples/llama2_w4a8.c"
 #include <stb/stb_image_write.h>
 
 /* ---------------------------------------------------------------------------
@@ -56,18 +71,14 @@ typedef struct hm_method hm_method;
 
 typedef struct hm_opts {
     const hm_method *method; /* NULL: one panel, no equalization */
-    float alpha;             /* SmoothQuant migration strength: 0.5 */
-    float fptq_low;          /* FPTQ: below, per-tensor static: 15 */
-    float fptq_high;         /* FPTQ: from here, per-token dynamic: 150 */
+    w4a8_config cfg;         /* the methods' knobs: sq_alpha, fptq_low, fptq_high, group_size */
     int decades;             /* colour range: max|x| down to max|x| / 10^decades: 4 */
     size_t max_w, max_h;     /* heatmap panel size beyond which we max-pool: 512 x 512 */
 } hm_opts;
 
 static void hm_opts_init(hm_opts *o) {
     memset(o, 0, sizeof *o);
-    o->alpha = 0.5f;
-    o->fptq_low = 15.0f;
-    o->fptq_high = 150.0f;
+    w4a8_config_init(&o->cfg);
     o->decades = 4;
     o->max_w = 512;
     o->max_h = 512;
@@ -424,8 +435,9 @@ static int hm_render(const hm_figure *f, const hm_opts *o, hm_image *im, FILE *e
 }
 
 /* ---------------------------------------------------------------------------
-   PNG output: written beside the target as PATH.tmp, then renamed, so a
-   failure never leaves a partial file or clobbers an existing one. */
+   PNG output. A run's pictures are written as PATH.tmp and renamed to PATH
+   only when every one is done, so a failure anywhere leaves no file behind
+   and existing pictures as they were. */
 
 typedef struct hm_sink {
     FILE *f;
@@ -437,100 +449,146 @@ static void hm_sink_write(void *ctx, void *data, int size) {
     if (size > 0 && fwrite(data, 1, (size_t)size, s->f) != (size_t)size) s->ok = 0;
 }
 
-static int hm_write_png(const hm_image *im, const char *path, FILE *err) {
+/* One picture of a run: its path, then (in the same allocation) PATH.tmp. */
+typedef struct hm_pending {
+    char *path, *tmp;
+} hm_pending;
+
+typedef struct hm_batch {
+    hm_pending *p;
+    size_t n, cap;
+} hm_batch;
+
+/* Encodes im into PATH.tmp and records it; removes PATH.tmp on failure. */
+static int hm_batch_png(hm_batch *b, const hm_image *im, const char *path, FILE *err) {
     size_t n = strlen(path);
-    char *tmp = (char *)malloc(n + 5);
+    hm_pending e;
     hm_sink sink;
-    int saved = 0, encoded;
-    if (!tmp) return hm_fail(err, HM_EXIT_DATA, "out of memory");
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
+    int saved = 0;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 8;
+        hm_pending *grown = (hm_pending *)realloc(b->p, cap * sizeof *grown);
+        if (!grown) return hm_fail(err, HM_EXIT_DATA, "out of memory");
+        b->p = grown;
+        b->cap = cap;
+    }
+    if (!(e.path = (char *)malloc(2 * n + 6))) return hm_fail(err, HM_EXIT_DATA, "out of memory");
+    e.tmp = e.path + n + 1;
+    memcpy(e.path, path, n + 1);
+    memcpy(e.tmp, path, n);
+    memcpy(e.tmp + n, ".tmp", 5);
     errno = 0;
-    sink.f = fopen(tmp, "wb");
+    sink.f = fopen(e.tmp, "wb");
     sink.ok = sink.f != NULL;
     if (sink.ok) {
-        encoded = stbi_write_png_to_func(hm_sink_write, &sink, im->w, im->h, 3, im->rgb, im->w * 3);
-        if (!encoded) sink.ok = 0;
-        if (fclose(sink.f) != 0) sink.ok = 0;
-        if (sink.ok) {
-            errno = 0;
-            sink.ok = rename(tmp, path) == 0;
-        }
+        if (!stbi_write_png_to_func(hm_sink_write, &sink, im->w, im->h, 3, im->rgb, im->w * 3)) sink.ok = 0;
         saved = errno;
-        if (!sink.ok) remove(tmp);
+        if (fclose(sink.f) != 0) sink.ok = 0;
+        if (!saved) saved = errno;
+        if (!sink.ok) remove(e.tmp);
     } else {
         saved = errno;
     }
-    free(tmp);
-    if (!sink.ok)
-        return hm_fail(err, HM_EXIT_DATA, "cannot write %s: %s", path, saved ? strerror(saved) : "write failed");
+    if (!sink.ok) {
+        int rc = hm_fail(err, HM_EXIT_DATA, "cannot write %s: %s", path, saved ? strerror(saved) : "write failed");
+        free(e.path);
+        return rc;
+    }
+    b->p[b->n++] = e;
     return 0;
+}
+
+/* rc == 0: every PATH.tmp becomes PATH; otherwise, or when a rename fails,
+   the files still pending are removed. Returns rc, or the rename failure. */
+static int hm_batch_finish(hm_batch *b, int rc, FILE *err) {
+    size_t i;
+    for (i = 0; i < b->n; i++) {
+        errno = 0;
+        if (rc == 0 && rename(b->p[i].tmp, b->p[i].path) != 0)
+            rc = hm_fail(err, HM_EXIT_DATA, "cannot write %s: %s", b->p[i].path,
+                         errno ? strerror(errno) : "rename failed");
+        if (rc != 0) remove(b->p[i].tmp);
+        free(b->p[i].path);
+    }
+    free(b->p);
+    memset(b, 0, sizeof *b);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------
    Methods: each turns the layer's activations (and weights) into the
-   equalization s[K] (x is divided by s). Adding one is a function and a row
+   equalization s[K] (x is divided by s), with w4a8.h's functions and knobs,
+   and says in a line what it decided. Adding one is a function and a row
    in hm_methods. */
 
-/* One layer's input and, when known, its weights. */
+/* One layer's input and, when known, the linears that read it. */
 typedef struct hm_input {
     const char *name;
-    const float *X; /* [T][K] */
+    const char *source;      /* a line on the picture saying where X comes from, or NULL */
+    const float *X;          /* [T][K] */
     size_t T, K;
-    const float *W; /* [N][K] or NULL */
-    size_t N;
+    const w4a8_linear *lin;  /* [nlin], W[N][K] each; NULL when unknown */
+    size_t nlin;
 } hm_input;
 
 struct hm_method {
     const char *name;   /* on the command line */
     const char *label;  /* on the picture */
     int needs_weights;
-    w4a8_status (*smooth)(const hm_input *in, const w4a8_calib *calib, const hm_opts *o, float *s);
-    /* A line about the method's decision for this layer (may be NULL). */
-    void (*note)(float xmax, const hm_opts *o, char *buf, size_t n);
+    w4a8_status (*smooth)(const hm_input *in, const w4a8_calib *calib, const hm_opts *o, float *s, char *note,
+                          size_t n);
 };
 
-static w4a8_status hm_smooth_smoothquant(const hm_input *in, const w4a8_calib *calib, const hm_opts *o, float *s) {
-    w4a8_linear lin;
-    float *wmax = (float *)malloc(in->K * sizeof(float));
-    w4a8_status st;
-    if (!wmax) return W4A8_ERR_NOMEM;
-    memset(&lin, 0, sizeof lin);
-    lin.W = in->W;
-    lin.N = in->N;
-    st = w4a8_weight_absmax(&lin, 1, in->K, wmax);
-    if (st == W4A8_OK) st = w4a8_smooth_smoothquant(calib->absmax, wmax, in->K, o->alpha, s);
-    free(wmax);
+/* Tokens the calibration keeps as its sample (AWQ measures output error on
+   them), as the llama2 example does. */
+#define HM_SAMPLE 512
+
+static w4a8_status hm_smooth_smoothquant(const hm_input *in, const w4a8_calib *calib, const hm_opts *o, float *s,
+                                         char *note, size_t n) {
+    w4a8_status st = w4a8_weight_absmax(in->lin, in->nlin, in->K, s); /* s holds max|w_j| first */
+    if (st == W4A8_OK) st = w4a8_smooth_smoothquant(calib->absmax, s, in->K, o->cfg.sq_alpha, s);
+    snprintf(note, n, "SmoothQuant, alpha %.3g: s_j = max|x_j|^alpha / max|w_j|^(1-alpha)", o->cfg.sq_alpha);
     return st;
 }
 
-static void hm_note_smoothquant(float xmax, const hm_opts *o, char *buf, size_t n) {
-    (void)xmax;
-    snprintf(buf, n, "SmoothQuant, alpha %.3g: s_j = max|x_j|^alpha / max|w_j|^(1-alpha)", o->alpha);
+static w4a8_status hm_smooth_awq(const hm_input *in, const w4a8_calib *calib, const hm_opts *o, float *s,
+                                 char *note, size_t n) {
+    float r = 0.0f;
+    double loss = 0.0;
+    size_t G = o->cfg.group_size < in->K ? o->cfg.group_size : in->K;
+    w4a8_status st =
+        w4a8_smooth_awq(in->lin, in->nlin, in->K, calib, o->cfg.group_size, o->cfg.awq_grid, s, &r, &loss);
+    snprintf(note, n, "AWQ ratio %.3g: s_j = mean|x_j|^r normalized, r searched on %zu tokens, groups of %zu, loss %.3g",
+             r, calib->sample_rows, G, loss);
+    return st;
 }
 
-static w4a8_status hm_smooth_fptq(const hm_input *in, const w4a8_calib *calib, const hm_opts *o, float *s) {
-    (void)o;
-    return w4a8_smooth_lae(calib->absmax, in->K, s);
-}
+/* FPTQ's layer-wise strategies, indexed by w4a8_fptq_strategy. */
+static const char *const hm_fptq_names[] = { "none", "per-tensor static", "LAE, then per-tensor static",
+                                             "per-token dynamic" };
 
-/* FPTQ's layer-wise strategy from v = max|x|: small ranges go per-tensor
-   static as they are, middling ones after logarithmic equalization (LAE),
-   wide ones per-token dynamic. */
-static const char *hm_fptq_strategy(float v, const hm_opts *o) {
-    if (v < o->fptq_low) return "per-tensor static";
-    if (v < o->fptq_high) return "LAE, then per-tensor static";
-    return "per-token dynamic";
-}
-
-static void hm_note_fptq(float xmax, const hm_opts *o, char *buf, size_t n) {
-    snprintf(buf, n, "FPTQ strategy (max|x| %.4g; bounds %.4g, %.4g): %s", xmax, o->fptq_low, o->fptq_high,
-             hm_fptq_strategy(xmax, o));
+/* The library's choice: LAE only in the middle band; elsewhere FPTQ leaves
+   the activations as they are (s = 1). */
+static w4a8_status hm_smooth_fptq(const hm_input *in, const w4a8_calib *calib, const hm_opts *o, float *s,
+                                  char *note, size_t n) {
+    w4a8_fptq_strategy strategy = W4A8_FPTQ_NONE;
+    float v = 0.0f;
+    size_t k;
+    w4a8_status st = w4a8_fptq_choose(calib->absmax, in->K, o->cfg.fptq_low, o->cfg.fptq_high, &strategy);
+    if (st == W4A8_OK && strategy == W4A8_FPTQ_LAE_STATIC) st = w4a8_smooth_lae(calib->absmax, in->K, s);
+    for (k = 0; k < in->K; k++) {
+        if (strategy != W4A8_FPTQ_LAE_STATIC) s[k] = 1.0f;
+        if (calib->absmax[k] > v) v = calib->absmax[k];
+    }
+    snprintf(note, n, "FPTQ strategy (max|x| %.4g; bounds %.4g, %.4g): %s", v, o->cfg.fptq_low, o->cfg.fptq_high,
+             hm_fptq_names[strategy]);
+    return st;
 }
 
 static const hm_method hm_methods[] = {
-    { "fptq", "after FPTQ LAE", 0, hm_smooth_fptq, hm_note_fptq },
-    { "smoothquant", "after SmoothQuant", 1, hm_smooth_smoothquant, hm_note_smoothquant },
+    { "fptq", "after FPTQ", 0, hm_smooth_fptq },
+    { "smoothquant", "after SmoothQuant", 1, hm_smooth_smoothquant },
+    { "awq", "after AWQ", 1, hm_smooth_awq },
 };
 #define HM_METHOD_COUNT (sizeof hm_methods / sizeof hm_methods[0])
 
@@ -544,7 +602,7 @@ static const hm_method *hm_method_find(const char *name) {
 /* ---------------------------------------------------------------------------
    One activation matrix -> one PNG. Whatever the source (raw file, model
    hook), every matrix goes through here. Prints a line per picture (and the
-   method's note) to out. */
+   method's decision) to out. */
 
 /* Index of the first NaN or Inf, or n. */
 static size_t hm_first_nonfinite(const float *x, size_t n) {
@@ -576,19 +634,24 @@ static float hm_absmax(const float *x, size_t n, size_t *at) {
     return m;
 }
 
-/* Xs = X * (1/s) with the method's s, as the layer's forward computes it. */
-static int hm_equalize(const hm_input *in, const hm_opts *o, float *Xs, FILE *err) {
+/* Xs = X * (1/s) with the method's s, as the layer's forward computes it;
+   the method's decision goes to note, *unchanged says whether s = 1. */
+static int hm_equalize(const hm_input *in, const hm_opts *o, float *Xs, char *note, size_t n, int *unchanged,
+                       FILE *err) {
     w4a8_calib *calib = NULL;
     float *s = (float *)malloc(in->K * sizeof(float));
     size_t i, TK = in->T * in->K;
-    w4a8_status st = s ? w4a8_calib_create(in->K, 0, 0, &calib) : W4A8_ERR_NOMEM;
+    w4a8_status st = s ? w4a8_calib_create(in->K, 0, in->T < HM_SAMPLE ? in->T : HM_SAMPLE, &calib) : W4A8_ERR_NOMEM;
     int rc = 0;
     if (st == W4A8_OK) st = w4a8_calib_add(calib, in->X, in->T);
-    if (st == W4A8_OK) st = o->method->smooth(in, calib, o, s);
+    if (st == W4A8_OK) st = o->method->smooth(in, calib, o, s, note, n);
     if (st != W4A8_OK) {
         rc = hm_fail(err, HM_EXIT_DATA, "%s: %s: %s", in->name, o->method->name, w4a8_status_str(st));
     } else {
-        for (i = 0; i < in->K; i++) s[i] = 1.0f / s[i];
+        for (i = 0, *unchanged = 1; i < in->K; i++) {
+            *unchanged &= s[i] == 1.0f;
+            s[i] = 1.0f / s[i];
+        }
         for (i = 0; i < TK; i++) Xs[i] = in->X[i] * s[i % in->K];
         if (hm_first_nonfinite(Xs, TK) < TK)
             rc = hm_fail(err, HM_EXIT_DATA, "%s: %s: equalized values overflow float", in->name, o->method->name);
@@ -598,22 +661,26 @@ static int hm_equalize(const hm_input *in, const hm_opts *o, float *Xs, FILE *er
     return rc;
 }
 
-static int hm_layer(const hm_input *in, const hm_opts *o, const char *path, FILE *out, FILE *err) {
+/* The picture of one input, into the batch as path. */
+static int hm_layer(const hm_input *in, const hm_opts *o, const char *path, hm_batch *batch, FILE *out, FILE *err) {
     hm_figure *f;
     hm_image im;
     hm_grid g;
     float *Xs = NULL, xmax;
-    size_t TK = in->T * in->K, at;
-    int rc;
+    size_t TK = in->T * in->K, at, i, method_note = 0;
+    int rc, unchanged = 0;
     if (in->T == 0 || in->K == 0 || TK / in->K != in->T || TK > (size_t)-1 / sizeof(float))
         return hm_fail(err, HM_EXIT_DATA, "%s: bad shape %zu x %zu", in->name, in->T, in->K);
-    if (o->method && o->method->needs_weights && !in->W)
+    if (o->method && o->method->needs_weights && !in->lin)
         return hm_fail(err, HM_EXIT_USAGE, "%s: --method %s needs the layer's weights (--weights FILE --wshape N,K)",
                        in->name, o->method->name);
-    if (in->W && (in->N == 0 || in->N > (size_t)-1 / sizeof(float) / in->K))
-        return hm_fail(err, HM_EXIT_DATA, "%s: bad weight shape %zu x %zu", in->name, in->N, in->K);
+    for (i = 0; in->lin && i < in->nlin; i++)
+        if (!in->lin[i].W || in->lin[i].N == 0 || in->lin[i].N > (size_t)-1 / sizeof(float) / in->K)
+            return hm_fail(err, HM_EXIT_DATA, "%s: bad weight shape %zu x %zu", in->name, in->lin[i].N, in->K);
     if ((rc = hm_check_finite(in->name, "token", "channel", in->X, in->T, in->K, err)) != 0) return rc;
-    if (in->W && (rc = hm_check_finite("weights", "row", "column", in->W, in->N, in->K, err)) != 0) return rc;
+    for (i = 0; in->lin && i < in->nlin; i++)
+        if ((rc = hm_check_finite("weights", "row", "column", in->lin[i].W, in->lin[i].N, in->K, err)) != 0)
+            return rc;
     f = (hm_figure *)malloc(sizeof *f);
     if (o->method) Xs = (float *)malloc(TK * sizeof(float));
     if (!f || (o->method && !Xs)) {
@@ -632,25 +699,29 @@ static int hm_layer(const hm_input *in, const hm_opts *o, const char *path, FILE
              g.px);
     snprintf(f->notes[f->nnotes++], sizeof f->notes[0],
              "colour: |x|, log scale; bars: max|x| per channel, linear, 0 to the panel's max");
+    if (in->source) snprintf(f->notes[f->nnotes++], sizeof f->notes[0], "%s", in->source);
     f->T = in->T;
     f->K = in->K;
     f->X[0] = in->X;
     f->npanels = 1;
     snprintf(f->labels[0], sizeof f->labels[0], "%s: max %.4g (channel %zu)", o->method ? "before" : "|x|", xmax,
              at % in->K);
-    if (o->method && (rc = hm_equalize(in, o, Xs, err)) == 0) {
+    if (o->method) {
+        method_note = f->nnotes++;
+        rc = hm_equalize(in, o, Xs, f->notes[method_note], sizeof f->notes[0], &unchanged, err);
+    }
+    if (o->method && rc == 0) {
         float smax = hm_absmax(Xs, TK, &at);
         f->X[1] = Xs;
         f->npanels = 2;
-        snprintf(f->labels[1], sizeof f->labels[1], "%s: max %.4g (ch %zu)", o->method->label, smax, at % in->K);
-        if (o->method->note) o->method->note(xmax, o, f->notes[f->nnotes++], sizeof f->notes[0]);
+        snprintf(f->labels[1], sizeof f->labels[1], "%s%s: max %.4g (ch %zu)", o->method->label,
+                 unchanged ? ", unchanged" : "", smax, at % in->K);
     }
     if (rc == 0) rc = hm_render(f, o, &im, err);
-    if (rc == 0) rc = hm_write_png(&im, path, err);
+    if (rc == 0) rc = hm_batch_png(batch, &im, path, err);
     if (rc == 0) {
-        size_t i;
         fprintf(out, "%s: %s, %zu x %zu, max|x| %.4g -> %d x %d\n", path, in->name, in->T, in->K, xmax, im.w, im.h);
-        for (i = 2; i < f->nnotes; i++) fprintf(out, "%s: %s\n", in->name, f->notes[i]);
+        if (o->method) fprintf(out, "%s: %s\n", in->name, f->notes[method_note]);
     }
     free(im.rgb);
     free(Xs);
@@ -659,26 +730,33 @@ static int hm_layer(const hm_input *in, const hm_opts *o, const char *path, FILE
 }
 
 /* ---------------------------------------------------------------------------
-   Raw input and the command line */
+   Raw input */
+
+/* A positive whole number. */
+static int hm_parse_size(const char *s, size_t *out) {
+    size_t x = 0;
+    if (*s < '0' || *s > '9') return 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (x > ((size_t)-1 - 9) / 10) return 0;
+        x = x * 10 + (size_t)(*s - '0');
+    }
+    if (x == 0 || *s) return 0;
+    *out = x;
+    return 1;
+}
 
 /* "A,B" with 1 <= A, B and A * B * 4 bytes addressable. */
 static int hm_parse_pair(const char *s, size_t *a, size_t *b) {
-    size_t v[2];
-    int i;
-    for (i = 0; i < 2; i++) {
-        size_t x = 0;
-        if (*s < '0' || *s > '9') return 0;
-        for (; *s >= '0' && *s <= '9'; s++) {
-            if (x > ((size_t)-1 - 9) / 10) return 0;
-            x = x * 10 + (size_t)(*s - '0');
-        }
-        if (x == 0 || *s != (i == 0 ? ',' : '\0')) return 0;
-        v[i] = x;
-        s++;
-    }
-    if (v[0] > (size_t)-1 / sizeof(float) / v[1]) return 0;
-    *a = v[0];
-    *b = v[1];
+    const char *comma = strchr(s, ',');
+    char first[32];
+    size_t v0, v1;
+    if (!comma || (size_t)(comma - s) >= sizeof first) return 0;
+    memcpy(first, s, (size_t)(comma - s));
+    first[comma - s] = '\0';
+    if (!hm_parse_size(first, &v0) || !hm_parse_size(comma + 1, &v1)) return 0;
+    if (v0 > (size_t)-1 / sizeof(float) / v1) return 0;
+    *a = v0;
+    *b = v1;
     return 1;
 }
 
@@ -723,28 +801,290 @@ static int hm_read_raw(const char *path, const char *what, size_t rows, size_t c
     return 0;
 }
 
+/* ---------------------------------------------------------------------------
+   Model input: the FP32 forward of a llama2.c checkpoint, with a hook that
+   draws the inputs --layers selects. */
+
+/* The example's names, "L0.qkv" ... "cls", are at most this long. */
+#define HM_LAYER_NAME 32
+
+/* Does s match the glob p ('*' any run of characters, '?' any one)? */
+static int hm_glob(const char *p, const char *s) {
+    if (*p == '*') {
+        for (;; s++) {
+            if (hm_glob(p + 1, s)) return 1;
+            if (!*s) return 0;
+        }
+    }
+    if (!*s) return !*p;
+    return (*p == '?' || *p == *s) && hm_glob(p + 1, s + 1);
+}
+
+/* A --layers pattern selects a name it globs, or the names of the layer it
+   names: "L3" selects L3.qkv, L3.wo, L3.w13 and L3.w2. */
+static int hm_pattern_selects(const char *p, const char *name) {
+    size_t n = strlen(p);
+    return hm_glob(p, name) || (strncmp(p, name, n) == 0 && name[n] == '.');
+}
+
+typedef struct hm_model_run {
+    const llama2_model *m;
+    const hm_opts *o;
+    char *patterns;          /* --layers, its commas made '\0' */
+    size_t npatterns;        /* 0: every input */
+    const char *outp;        /* -o: DIR/, a name with %s, or one file */
+    char source[160];        /* the note saying which model and text */
+    char (*names)[HM_LAYER_NAME]; /* the model's inputs in forward order */
+    size_t nnames, names_cap, selected;
+    hm_batch batch;
+    FILE *log, *err;
+    int rc;
+} hm_model_run;
+
+static int hm_selected(const hm_model_run *r, const char *name) {
+    const char *p = r->patterns;
+    size_t i;
+    if (r->npatterns == 0) return 1;
+    for (i = 0; i < r->npatterns; i++, p += strlen(p) + 1)
+        if (hm_pattern_selects(p, name)) return 1;
+    return 0;
+}
+
+/* The linears reading input `which` of layer l, from the model: q/k/v,
+   wo, w1/w3, w2, or the classifier. Returns their count. */
+static size_t hm_model_linears(const llama2_model *m, int l, llama2_input which, w4a8_linear lin[3]) {
+    static const int first[] = { LLAMA2_WQ, LLAMA2_WO, LLAMA2_W1, LLAMA2_W2 }, count[] = { 3, 1, 2, 1 };
+    size_t K, i;
+    memset(lin, 0, 3 * sizeof *lin);
+    if (which == LLAMA2_IN_CLS) {
+        lin[0].W = m->wcls;
+        lin[0].N = (size_t)m->c.vocab_size;
+        return 1;
+    }
+    for (i = 0; i < (size_t)count[which]; i++)
+        lin[i].W = llama2__weight(m, l, which == LLAMA2_IN_W13 && i == 1 ? LLAMA2_W3 : first[which] + (int)i,
+                                  &lin[i].N, &K);
+    return (size_t)count[which];
+}
+
+/* "L0.qkv" -> "L0_qkv": the name as it appears in file names. */
+static void hm_file_name(const char *name, char *buf) {
+    size_t i;
+    for (i = 0; name[i] && i + 1 < HM_LAYER_NAME; i++) buf[i] = name[i] == '.' ? '_' : name[i];
+    buf[i] = '\0';
+}
+
+static int hm_out_is_dir(const char *outp) { return *outp && outp[strlen(outp) - 1] == '/'; }
+
+/* Where the picture of `name` goes: DIR/NAME.png, the -o name with %s
+   replaced by NAME, or -o itself. malloc'd, or NULL. */
+static char *hm_out_path(const char *outp, const char *name) {
+    char file[HM_LAYER_NAME], *path;
+    const char *at = strstr(outp, "%s");
+    size_t n = strlen(outp);
+    hm_file_name(name, file);
+    if (!(path = (char *)malloc(n + strlen(file) + 8))) return NULL;
+    if (hm_out_is_dir(outp)) sprintf(path, "%s%s.png", outp, file);
+    else if (at) sprintf(path, "%.*s%s%s", (int)(at - outp), outp, file, at + 2);
+    else memcpy(path, outp, n + 1);
+    return path;
+}
+
+static int hm_model_hook(void *user, const char *name, int layer, llama2_input which, const float *X, size_t T,
+                         size_t K) {
+    hm_model_run *r = (hm_model_run *)user;
+    w4a8_linear lin[3];
+    hm_input in;
+    char *path;
+    if (!hm_selected(r, name)) return 0;
+    memset(&in, 0, sizeof in);
+    in.name = name;
+    in.source = r->source;
+    in.X = X;
+    in.T = T;
+    in.K = K;
+    in.lin = lin;
+    in.nlin = hm_model_linears(r->m, layer, which, lin);
+    if (!(path = hm_out_path(r->outp, name))) r->rc = hm_fail(r->err, HM_EXIT_DATA, "out of memory");
+    else r->rc = hm_layer(&in, r->o, path, &r->batch, r->log, r->err);
+    free(path);
+    return r->rc != 0;
+}
+
+/* The dry run: records every input's name. */
+static int hm_names_hook(void *user, const char *name, int layer, llama2_input which, const float *X, size_t T,
+                         size_t K) {
+    hm_model_run *r = (hm_model_run *)user;
+    (void)layer, (void)which, (void)X, (void)T, (void)K;
+    if (r->nnames == r->names_cap) return 1;
+    snprintf(r->names[r->nnames++], HM_LAYER_NAME, "%s", name);
+    return 0;
+}
+
+/* The names of the model's inputs (a forward over one token), and how many
+   --layers selects; each pattern must select one at least. */
+static int hm_model_select(hm_model_run *r, int token, const char *layers) {
+    size_t i;
+    llama2_state *s = NULL;
+    llama2_status st;
+    const char *p = r->patterns;
+    r->names_cap = (size_t)r->m->c.n_layers * LLAMA2_INPUTS_PER_LAYER + 1;
+    if (!(r->names = (char(*)[HM_LAYER_NAME])malloc(r->names_cap * HM_LAYER_NAME)))
+        return hm_fail(r->err, HM_EXIT_DATA, "out of memory");
+    st = llama2_state_create(r->m, 1, 1, &s);
+    if (st == LLAMA2_OK) st = llama2_forward(r->m, NULL, s, &token, 1, 0, NULL, hm_names_hook, r);
+    llama2_state_free(s);
+    if (st != LLAMA2_OK) return hm_fail(r->err, HM_EXIT_DATA, "the model's forward: %s", llama2_status_str(st));
+    for (i = 0; i < r->npatterns; i++, p += strlen(p) + 1) {
+        size_t j, hits = 0;
+        for (j = 0; j < r->nnames; j++) hits += hm_pattern_selects(p, r->names[j]);
+        if (!hits)
+            return hm_fail(r->err, HM_EXIT_USAGE, "--layers %s: '%s' selects nothing (this model has %s .. %s)", layers,
+                           p, r->names[0], r->names[r->nnames - 1]);
+    }
+    for (i = 0; i < r->nnames; i++) r->selected += hm_selected(r, r->names[i]);
+    return 0;
+}
+
+/* BOS + the text, story by story (the llama2 example's stream), and its
+   first `want` tokens in *T. */
+static int hm_model_tokens(const llama2_tokenizer *tok, const char *path, size_t want, int **ids, size_t *T,
+                           FILE *err) {
+    char *text = NULL;
+    size_t bytes = 0, n = 0;
+    llama2_status st = llama2__read_file(path, (size_t)64 << 20, &text, &bytes);
+    if (st != LLAMA2_OK)
+        return hm_fail(err, HM_EXIT_DATA, "cannot read the text %s: %s (at most 64 MiB)", path, llama2_status_str(st));
+    st = llama2_encode_stories(tok, text, bytes, ids, &n);
+    free(text);
+    if (st != LLAMA2_OK) return hm_fail(err, HM_EXIT_DATA, "cannot encode %s: %s", path, llama2_status_str(st));
+    if (n == 0) {
+        free(*ids);
+        *ids = NULL;
+        return hm_fail(err, HM_EXIT_DATA, "%s has no text to run the model on", path);
+    }
+    *T = n < want ? n : want;
+    return 0;
+}
+
+typedef struct hm_model_args {
+    const char *model, *tokenizer, *text, *layers, *outp;
+    size_t tokens; /* 0: the default */
+    int outliers;
+} hm_model_args;
+
+#define HM_TOKENS 128
+
+static const char *hm_base(const char *path) { return strrchr(path, '/') ? strrchr(path, '/') + 1 : path; }
+
+/* Draws the model's inputs. The lines about the pictures go to a temporary
+   file, and to out only when every picture is written: nothing claims a
+   picture that a later failure removed. */
+static int hm_model_main(const hm_model_args *a, const hm_opts *o, FILE *out, FILE *err) {
+    llama2_model m, variant;
+    llama2_tokenizer tok;
+    llama2_state *s = NULL;
+    hm_model_run r;
+    int *ids = NULL, rc = 0, c;
+    size_t T = 0, want = a->tokens ? a->tokens : HM_TOKENS, i;
+    llama2_status st;
+    memset(&m, 0, sizeof m);
+    memset(&variant, 0, sizeof variant);
+    memset(&tok, 0, sizeof tok);
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    r.outp = a->outp;
+    r.err = err;
+    if ((st = llama2_load(a->model, &m)) != LLAMA2_OK)
+        return hm_fail(err, HM_EXIT_DATA, "cannot load the model %s: %s", a->model, llama2_status_str(st));
+    r.m = &m;
+    if (a->outliers && (st = llama2_inject_outliers(&m, &variant)) == LLAMA2_OK) r.m = &variant;
+    if (st != LLAMA2_OK) rc = hm_fail(err, HM_EXIT_DATA, "the outlier variant: %s", llama2_status_str(st));
+    if (rc == 0 && a->tokens > (size_t)m.c.seq_len)
+        rc = hm_fail(err, HM_EXIT_USAGE, "--tokens %zu: the model's context is %d tokens", a->tokens, m.c.seq_len);
+    if (rc == 0 && !a->tokens && want > (size_t)m.c.seq_len) want = (size_t)m.c.seq_len;
+    if (rc == 0 && (st = llama2_tokenizer_load(a->tokenizer, m.c.vocab_size, &tok)) != LLAMA2_OK)
+        rc = hm_fail(err, HM_EXIT_DATA, "cannot load the tokenizer %s: %s", a->tokenizer, llama2_status_str(st));
+    if (rc == 0) rc = hm_model_tokens(&tok, a->text, want, &ids, &T, err);
+    if (rc == 0 && a->layers) {
+        size_t n = strlen(a->layers);
+        if (!(r.patterns = (char *)malloc(n + 1))) rc = hm_fail(err, HM_EXIT_DATA, "out of memory");
+        for (i = 0; rc == 0 && i <= n; i++) {
+            c = a->layers[i] == ',' ? '\0' : a->layers[i];
+            r.patterns[i] = (char)c;
+            if (c == '\0' && (i == 0 || r.patterns[i - 1] == '\0'))
+                rc = hm_fail(err, HM_EXIT_USAGE, "--layers wants names or patterns separated by commas, not '%s'",
+                             a->layers);
+            r.npatterns += c == '\0';
+        }
+    }
+    if (rc == 0) rc = hm_model_select(&r, ids[0], a->layers);
+    if (rc == 0 && r.selected > 1 && !strstr(a->outp, "%s") && !hm_out_is_dir(a->outp))
+        rc = hm_fail(err, HM_EXIT_USAGE, "-o %s is one file, but %zu inputs are selected: give a directory (DIR/) "
+                     "or a name with %%s", a->outp, r.selected);
+    if (rc == 0) {
+        snprintf(r.source, sizeof r.source, "%s%s, first %zu tokens of %s", hm_base(a->model),
+                 a->outliers ? " outlier variant" : "", T, hm_base(a->text));
+        r.log = tmpfile();
+        if (!r.log) rc = hm_fail(err, HM_EXIT_DATA, "cannot create a temporary file: %s", strerror(errno));
+    }
+    if (rc == 0 && (st = llama2_state_create(r.m, T, T, &s)) != LLAMA2_OK)
+        rc = hm_fail(err, HM_EXIT_DATA, "the model's state: %s", llama2_status_str(st));
+    if (rc == 0 && (st = llama2_forward(r.m, NULL, s, ids, T, 0, NULL, hm_model_hook, &r)) != LLAMA2_OK)
+        rc = r.rc ? r.rc : hm_fail(err, HM_EXIT_DATA, "the model's forward: %s", llama2_status_str(st));
+    rc = hm_batch_finish(&r.batch, rc, err);
+    if (r.log) {
+        rewind(r.log);
+        while (rc == 0 && (c = fgetc(r.log)) != EOF) fputc(c, out);
+        fclose(r.log);
+    }
+    llama2_state_free(s);
+    free(ids);
+    free(r.patterns);
+    free(r.names);
+    llama2_tokenizer_free(&tok);
+    llama2_free(&variant);
+    llama2_free(&m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------
+   The command line */
+
 /* The usage text, in two halves around the list of methods. */
 static const char hm_usage[] =
     "usage: w4a8_heatmap --raw FILE --shape T,K -o OUT.png [options]\n"
+    "       w4a8_heatmap --model FILE --tokenizer FILE --text FILE -o OUT [options]\n"
     "  --raw FILE         float32 activations, T tokens x K channels, row-major\n"
     "  --shape T,K        the shape of FILE\n"
-    "  -o, --out OUT.png  the picture\n"
     "  --name NAME        layer name on the picture (default: FILE's base name)\n"
+    "  --weights FILE     float32 weights W[N][K] of the layer (smoothquant, awq)\n"
+    "  --wshape N,K       the shape of the weights\n"
+    "  --model FILE       a llama2.c checkpoint: draw the input of its linear layers\n"
+    "                     from an FP32 forward over the text\n"
+    "  --tokenizer FILE   its llama2.c tokenizer\n"
+    "  --text FILE        the text (stories separated by lines <|endoftext|>, or any)\n"
+    "  --tokens N         its first N tokens (128, at most the model's context)\n"
+    "  --layers LIST      comma list of names (L0.qkv, L0.wo, L0.w13, L0.w2, ..., cls),\n"
+    "                     layers (L3) or globs (*.w2, L?.qkv); default: every input\n"
+    "  --outliers         the llama2 example's outlier variant of the model\n"
+    "  -o, --out OUT      the picture; with a model, a directory DIR/ (DIR/L0_qkv.png,\n"
+    "                     ...) or a name with %s for the layer name (L0_qkv)\n"
     "  --method M         also draw the input after equalization: ",
                   hm_usage_tail[] =
-    "  --weights FILE     float32 weights W[N][K] of the layer (smoothquant needs them)\n"
-    "  --wshape N,K       the shape of the weights\n"
     "  --alpha A          SmoothQuant migration strength in [0, 1] (0.5)\n"
+    "  --group G          AWQ's weight group size (128)\n"
     "  --fptq-low V       FPTQ: max|x| below V stays per-tensor static (15)\n"
     "  --fptq-high V      FPTQ: max|x| from V on goes per-token dynamic (150)\n"
     "  --decades D        colour range: max|x| down to max|x| / 10^D, 1..12 (4)\n"
     "  --size W,H         heatmap size beyond which inputs are max-pooled (512,512)\n"
     "exit status: 0 done, 1 bad data or file, 2 bad command line\n";
 
-/* Options that take a value: all of them but --help. */
-static const char *const hm_options[] = { "--raw",     "--shape",    "-o",        "--out",   "--name",
-                                          "--method",  "--weights",  "--wshape",  "--alpha", "--fptq-low",
-                                          "--fptq-high", "--decades", "--size" };
+/* Options that take a value (all but --help and --outliers). */
+static const char *const hm_options[] = { "--raw",     "--shape",     "-o",        "--out",       "--name",
+                                          "--method",  "--weights",   "--wshape",  "--alpha",     "--fptq-low",
+                                          "--fptq-high", "--decades", "--size",    "--model",     "--tokenizer",
+                                          "--text",    "--tokens",    "--layers",  "--group" };
 
 static int hm_known_option(const char *a) {
     size_t i;
@@ -753,7 +1093,7 @@ static int hm_known_option(const char *a) {
     return 0;
 }
 
-/* "fptq, smoothquant": the names in hm_methods. */
+/* "fptq, smoothquant, awq": the names in hm_methods. */
 static const char *hm_method_names(char *buf, size_t n) {
     size_t i, used = 0;
     buf[0] = '\0';
@@ -762,16 +1102,55 @@ static const char *hm_method_names(char *buf, size_t n) {
     return buf;
 }
 
+/* The raw file's picture. */
+static int hm_raw_main(const char *raw, const char *shape, const char *name, const char *wpath, const char *wshape,
+                       const char *outp, const hm_opts *o, FILE *out, FILE *err) {
+    size_t T = 0, K = 0, N = 0, WK = 0;
+    float *X = NULL, *W = NULL;
+    w4a8_linear lin;
+    hm_input in;
+    hm_batch batch;
+    int rc;
+    if (!shape || !outp) return hm_fail(err, HM_EXIT_USAGE, "--raw, --shape and -o are required (see --help)");
+    if (!hm_parse_pair(shape, &T, &K))
+        return hm_fail(err, HM_EXIT_USAGE, "--shape wants T,K (two positive whole numbers), not '%s'", shape);
+    if (!wpath != !wshape) return hm_fail(err, HM_EXIT_USAGE, "--weights and --wshape go together");
+    if (wshape && (!hm_parse_pair(wshape, &N, &WK) || WK != K))
+        return hm_fail(err, HM_EXIT_USAGE, "--wshape wants N,K with K = %zu (the activations' channels), not '%s'", K,
+                       wshape);
+    if (o->method && o->method->needs_weights && !wpath)
+        return hm_fail(err, HM_EXIT_USAGE, "--method %s needs the layer's weights (--weights FILE --wshape N,K)",
+                       o->method->name);
+    memset(&batch, 0, sizeof batch);
+    rc = hm_read_raw(raw, "--shape", T, K, &X, err);
+    if (rc == 0 && wpath) rc = hm_read_raw(wpath, "--wshape", N, K, &W, err);
+    if (rc == 0) {
+        memset(&in, 0, sizeof in);
+        memset(&lin, 0, sizeof lin);
+        in.name = name ? name : hm_base(raw);
+        in.X = X;
+        in.T = T;
+        in.K = K;
+        lin.W = W;
+        lin.N = N;
+        in.lin = W ? &lin : NULL;
+        in.nlin = W ? 1 : 0;
+        rc = hm_layer(&in, o, outp, &batch, out, err);
+    }
+    free(X);
+    free(W);
+    return hm_batch_finish(&batch, rc, err);
+}
+
 /* The whole command line; returns the exit status. */
 static int hm_main(int argc, const char *const *argv, FILE *out, FILE *err) {
     const char *raw = NULL, *shape = NULL, *outp = NULL, *name = NULL, *wpath = NULL, *wshape = NULL;
-    size_t T = 0, K = 0, N = 0, WK = 0;
-    float *X = NULL, *W = NULL;
+    hm_model_args ma;
     hm_opts o;
-    hm_input in;
     char names[128];
-    int i, rc;
+    int i;
     hm_opts_init(&o);
+    memset(&ma, 0, sizeof ma);
     hm_method_names(names, sizeof names);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -780,7 +1159,12 @@ static int hm_main(int argc, const char *const *argv, FILE *out, FILE *err) {
             return 0;
         }
         if (a[0] != '-') return hm_fail(err, HM_EXIT_USAGE, "unexpected argument '%s' (see --help)", a);
-        if (!hm_known_option(a)) return hm_fail(err, HM_EXIT_USAGE, "unknown option '%s' (see --help)", a);
+        if (strcmp(a, "--outliers") == 0) {
+            ma.outliers = 1;
+            continue;
+        }
+        if (!hm_known_option(a))
+            return hm_fail(err, HM_EXIT_USAGE, "unknown option '%s' (see --help)", a);
         if (!v) return hm_fail(err, HM_EXIT_USAGE, "option %s needs a value (see --help)", a);
         i++;
         if (strcmp(a, "--raw") == 0) raw = v;
@@ -789,16 +1173,27 @@ static int hm_main(int argc, const char *const *argv, FILE *out, FILE *err) {
         else if (strcmp(a, "--name") == 0) name = v;
         else if (strcmp(a, "--weights") == 0) wpath = v;
         else if (strcmp(a, "--wshape") == 0) wshape = v;
-        else if (strcmp(a, "--method") == 0) {
+        else if (strcmp(a, "--model") == 0) ma.model = v;
+        else if (strcmp(a, "--tokenizer") == 0) ma.tokenizer = v;
+        else if (strcmp(a, "--text") == 0) ma.text = v;
+        else if (strcmp(a, "--layers") == 0) ma.layers = v;
+        else if (strcmp(a, "--tokens") == 0) {
+            if (!hm_parse_size(v, &ma.tokens))
+                return hm_fail(err, HM_EXIT_USAGE, "--tokens wants a positive whole number, not '%s'", v);
+        } else if (strcmp(a, "--method") == 0) {
             if (!(o.method = hm_method_find(v)))
                 return hm_fail(err, HM_EXIT_USAGE, "unknown method '%s' (%s)", v, names);
         } else if (strcmp(a, "--alpha") == 0) {
-            if (!hm_parse_float(v, &o.alpha) || o.alpha < 0.0f || o.alpha > 1.0f)
+            if (!hm_parse_float(v, &o.cfg.sq_alpha) || o.cfg.sq_alpha < 0.0f || o.cfg.sq_alpha > 1.0f)
                 return hm_fail(err, HM_EXIT_USAGE, "--alpha wants a number in [0, 1], not '%s'", v);
+        } else if (strcmp(a, "--group") == 0) {
+            if (!hm_parse_size(v, &o.cfg.group_size) || o.cfg.group_size > W4A8_MAX_GROUP)
+                return hm_fail(err, HM_EXIT_USAGE, "--group wants a whole number in 1..%zu, not '%s'",
+                               (size_t)W4A8_MAX_GROUP, v);
         } else if (strcmp(a, "--fptq-low") == 0 || strcmp(a, "--fptq-high") == 0) {
-            float *dst = strcmp(a, "--fptq-low") == 0 ? &o.fptq_low : &o.fptq_high;
-            if (!hm_parse_float(v, dst) || !(*dst > 0.0f))
-                return hm_fail(err, HM_EXIT_USAGE, "%s wants a positive number, not '%s'", a, v);
+            float *dst = strcmp(a, "--fptq-low") == 0 ? &o.cfg.fptq_low : &o.cfg.fptq_high;
+            if (!hm_parse_float(v, dst) || !(*dst >= 0.0f))
+                return hm_fail(err, HM_EXIT_USAGE, "%s wants a number >= 0, not '%s'", a, v);
         } else if (strcmp(a, "--decades") == 0) {
             float d;
             if (!hm_parse_float(v, &d) || d != floorf(d) || d < 1.0f || d > 12.0f)
@@ -809,33 +1204,24 @@ static int hm_main(int argc, const char *const *argv, FILE *out, FILE *err) {
                 return hm_fail(err, HM_EXIT_USAGE, "--size wants W,H in 1..%d, not '%s'", HM_SIZE_MAX, v);
         }
     }
-    if (!raw || !shape || !outp) return hm_fail(err, HM_EXIT_USAGE, "--raw, --shape and -o are required (see --help)");
-    if (!hm_parse_pair(shape, &T, &K))
-        return hm_fail(err, HM_EXIT_USAGE, "--shape wants T,K (two positive whole numbers), not '%s'", shape);
-    if (!(o.fptq_low < o.fptq_high))
-        return hm_fail(err, HM_EXIT_USAGE, "--fptq-low (%g) must be below --fptq-high (%g)", o.fptq_low, o.fptq_high);
-    if (!wpath != !wshape) return hm_fail(err, HM_EXIT_USAGE, "--weights and --wshape go together");
-    if (wshape && (!hm_parse_pair(wshape, &N, &WK) || WK != K))
-        return hm_fail(err, HM_EXIT_USAGE, "--wshape wants N,K with K = %zu (the activations' channels), not '%s'", K,
-                       wshape);
-    if (o.method && o.method->needs_weights && !wpath)
-        return hm_fail(err, HM_EXIT_USAGE, "--method %s needs the layer's weights (--weights FILE --wshape N,K)",
-                       o.method->name);
-    if (!name) name = strrchr(raw, '/') ? strrchr(raw, '/') + 1 : raw;
-    rc = hm_read_raw(raw, "--shape", T, K, &X, err);
-    if (rc == 0 && wpath) rc = hm_read_raw(wpath, "--wshape", N, K, &W, err);
-    if (rc == 0) {
-        in.name = name;
-        in.X = X;
-        in.T = T;
-        in.K = K;
-        in.W = W;
-        in.N = N;
-        rc = hm_layer(&in, &o, outp, out, err);
+    if (!(o.cfg.fptq_low <= o.cfg.fptq_high))
+        return hm_fail(err, HM_EXIT_USAGE, "--fptq-low (%g) must not exceed --fptq-high (%g)", o.cfg.fptq_low,
+                       o.cfg.fptq_high);
+    if (raw && ma.model) return hm_fail(err, HM_EXIT_USAGE, "--raw or --model, not both");
+    if (raw) {
+        if (ma.tokenizer || ma.text || ma.tokens || ma.layers || ma.outliers)
+            return hm_fail(err, HM_EXIT_USAGE, "--tokenizer, --text, --tokens, --layers and --outliers go with --model");
+        return hm_raw_main(raw, shape, name, wpath, wshape, outp, &o, out, err);
     }
-    free(X);
-    free(W);
-    return rc;
+    if (!ma.model)
+        return hm_fail(err, HM_EXIT_USAGE, "--raw FILE --shape T,K or --model FILE --tokenizer FILE --text FILE, "
+                       "and -o, are required (see --help)");
+    if (shape || name || wpath || wshape)
+        return hm_fail(err, HM_EXIT_USAGE, "--shape, --name, --weights and --wshape go with --raw");
+    if (!ma.tokenizer || !ma.text || !outp || !*outp)
+        return hm_fail(err, HM_EXIT_USAGE, "--model needs --tokenizer, --text and -o (see --help)");
+    ma.outp = outp;
+    return hm_model_main(&ma, &o, out, err);
 }
 
 #ifndef W4A8_HEATMAP_NO_MAIN
