@@ -2938,7 +2938,7 @@ W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, 
 
 W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, size_t M, float *Y,
                                          void *workspace, size_t workspace_bytes) {
-    size_t need, part[3] = { 0, 0, 0 };
+    size_t need, part[3];
     unsigned char *ws, *owned = NULL;
     w4a8_status st;
     if (!L || !X || !Y) return W4A8_ERR_NULL_ARG;
