@@ -1029,6 +1029,7 @@ typedef struct llama2_spec {
     int gptq_weights;
     w4a8_act_mode act_mode;
     size_t group;
+    float fptq_low, fptq_high; /* FPTQ's layer-wise bounds */
 } llama2_spec;
 
 LLAMA2_API void llama2_qmodel_free(llama2_qmodel *q) {
@@ -1097,6 +1098,8 @@ LLAMA2_API llama2_status llama2_quantize(const llama2_model *m, const llama2_cal
     cfg.gptq_weights = spec->gptq_weights;
     cfg.act_mode = spec->act_mode;
     cfg.group_size = spec->group;
+    cfg.fptq_low = spec->fptq_low;
+    cfg.fptq_high = spec->fptq_high;
     for (l = 0; l < L && st == LLAMA2_OK; l++) {
         w4a8_layer **lin = q->lin + l * LLAMA2_LINEARS;
         w4a8_calib *const *c = cs->c + l * LLAMA2_INPUTS_PER_LAYER;
@@ -1290,12 +1293,15 @@ static const char usage[] =
     "  --windows N         evaluate the first N windows of 257 tokens (default: all)\n"
     "  --methods LIST      comma list of rtn, smoothquant, awq, gptq, fptq, auto, and\n"
     "                      X+gptq (GPTQ as X's weight step), each optionally with\n"
-    "                      :token or :tensor for its activation mode\n"
+    "                      :token or :tensor for its activation mode (not fptq)\n"
     "                      (default: rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq;\n"
     "                      with the default, methods this build lacks are skipped)\n"
     "  --group LIST        weight group sizes, comma list (default 32)\n"
     "  --act MODE          token, tensor or both: activation modes for methods\n"
-    "                      without a suffix (default both)\n"
+    "                      without a suffix (default both); fptq chooses each\n"
+    "                      layer's mode itself and gets one row\n"
+    "  --fptq-bounds L,H   FPTQ's layer-wise bounds on max|x| (default 15,150):\n"
+    "                      below L per-tensor static, then LAE + static, from H per token\n"
     "  --calib SRC         generated (default): sequences sampled from the FP32 model\n"
     "                      from BOS; or a text FILE (e.g. wikitext2_test_raw.txt)\n"
     "  --calib-seqs N      calibration sequences of 256 tokens (default 128)\n"
@@ -1313,6 +1319,7 @@ static const char *const method_names[W4A8_METHOD_COUNT] = { "rtn", "smoothquant
 typedef struct options {
     const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants;
     size_t windows, calib_seqs, sample;
+    float fptq_low, fptq_high;
     uint64_t seed;
     int act_token, act_tensor, quantize_cls, threads, methods_given;
 } options;
@@ -1327,6 +1334,19 @@ static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
     return 1;
 }
 
+/* "LOW,HIGH" with 0 <= LOW <= HIGH, both finite. */
+static int parse_bounds(const char *s, float *low, float *high) {
+    char *end;
+    double a, b;
+    if (!s) return 0;
+    a = strtod(s, &end);
+    if (*end != ',') return 0;
+    b = strtod(end + 1, &end);
+    if (*end || !(a >= 0 && a <= b && b <= 3e38)) return 0;
+    *low = (float)a, *high = (float)b;
+    return 1;
+}
+
 static int parse_args(int argc, char **argv, options *o) {
     int i;
     memset(o, 0, sizeof *o);
@@ -1335,6 +1355,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->groups = "32";
     o->variants = "original,outliers";
     o->calib_seqs = 128, o->sample = 48, o->seed = 1;
+    o->fptq_low = 15.0f, o->fptq_high = 150.0f;
     o->act_token = o->act_tensor = 1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1362,6 +1383,7 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--sample") && parse_size(v, 0, 1 << 20, &o->sample)) {}
         else if (!strcmp(a, "--seed") && parse_size(v, 0, (size_t)-1, &n)) o->seed = (uint64_t)n;
         else if (!strcmp(a, "--threads") && parse_size(v, 1, 4096, &n)) o->threads = (int)n;
+        else if (!strcmp(a, "--fptq-bounds") && parse_bounds(v, &o->fptq_low, &o->fptq_high)) {}
         else if (!strcmp(a, "--act") && (!strcmp(v, "token") || !strcmp(v, "tensor") || !strcmp(v, "both"))) {
             o->act_token = strcmp(v, "tensor") != 0;
             o->act_tensor = strcmp(v, "token") != 0;
@@ -1403,6 +1425,7 @@ static int parse_method(const char *item, const options *o, size_t group, llama2
     name[n] = '\0';
     memset(&s, 0, sizeof s);
     s.group = group;
+    s.fptq_low = o->fptq_low, s.fptq_high = o->fptq_high;
     plus = strchr(name, '+');
     if (plus) {
         if (strcmp(plus, "+gptq") != 0) return 0;
@@ -1414,6 +1437,12 @@ static int parse_method(const char *item, const options *o, size_t group, llama2
     if (m == W4A8_METHOD_COUNT || (s.gptq_weights && m == W4A8_METHOD_GPTQ)) return 0;
     s.method = (w4a8_method)m;
     if (colon && strcmp(colon, ":token") && strcmp(colon, ":tensor")) return 0;
+    /* FPTQ picks each layer's activation mode itself: one row, not two equal ones. */
+    if (s.method == W4A8_METHOD_FPTQ) {
+        s.act_mode = W4A8_ACT_PER_TOKEN;
+        out[0] = s;
+        return 1;
+    }
     if (colon ? !strcmp(colon, ":token") : o->act_token) {
         s.act_mode = W4A8_ACT_PER_TOKEN;
         out[count++] = s;
@@ -1552,8 +1581,9 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         fp32_ppl = llama2_ppl(&mt[0]);
         emit(md, "### %s\n\n", title);
         emit(md, "%zu windows, %zu scored tokens; calibration: %s; classifier %s; activation modes per layer "
-                 "class as the method chose.\n\n",
-             n_windows, mt[0].tokens, calib_desc, o->quantize_cls ? "W4A8 too" : "FP32");
+                 "class as the method chose (FPTQ bounds %g/%g).\n\n",
+             n_windows, mt[0].tokens, calib_desc, o->quantize_cls ? "W4A8 too" : "FP32", o->fptq_low,
+             o->fptq_high);
         if (has_orig) {
             double rel = fabs(fp32_ppl - llama2_ppl(&mt[1])) / llama2_ppl(&mt[1]);
             emit(md, "FP32 check: variant PPL %.6f, original %.6f, relative difference %.1e (%s), KL %.1e.\n\n",
