@@ -623,6 +623,33 @@ LLAMA2_API int llama2__space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
+/* Appends BOS + encode(text[a..b) stripped of surrounding whitespace) to
+   the growing stream all[n] (capacity cap); nothing for blank text. */
+LLAMA2_API llama2_status llama2__append_piece(const llama2_tokenizer *t, const char *text, size_t a, size_t b,
+                                              int **all, size_t *n, size_t *cap) {
+    int *ids;
+    size_t n1;
+    llama2_status st;
+    while (a < b && llama2__space(text[a])) a++;
+    while (b > a && llama2__space(text[b - 1])) b--;
+    if (b == a) return LLAMA2_OK;
+    if ((st = llama2_encode(t, text + a, b - a, &ids, &n1)) != LLAMA2_OK) return st;
+    if (*n + n1 + 1 > *cap) {
+        size_t grown_cap = 2 * (*n + n1 + 1);
+        int *grown = (int *)realloc(*all, grown_cap * sizeof(int));
+        if (!grown) {
+            free(ids);
+            return LLAMA2_ERR_NOMEM;
+        }
+        *all = grown, *cap = grown_cap;
+    }
+    (*all)[(*n)++] = LLAMA2_BOS;
+    memcpy(*all + *n, ids, n1 * sizeof(int));
+    *n += n1;
+    free(ids);
+    return LLAMA2_OK;
+}
+
 /* The evaluation stream: every story (split on the line "<|endoftext|>",
    stripped, empty ones skipped) as BOS + encode(story). */
 LLAMA2_API llama2_status llama2_encode_stories(const llama2_tokenizer *t, const char *text, size_t len, int **ids,
@@ -632,7 +659,7 @@ LLAMA2_API llama2_status llama2_encode_stories(const llama2_tokenizer *t, const 
     int *all = NULL;
     llama2_status st = LLAMA2_OK;
     while (pos <= len && st == LLAMA2_OK) {
-        size_t end = pos, next = len + 1, a, b;
+        size_t end = pos, next = len + 1;
         /* the next separator alone on its line */
         for (; end + seplen <= len; end++)
             if (memcmp(text + end, sep, seplen) == 0 && (end == 0 || text[end - 1] == '\n') &&
@@ -641,27 +668,7 @@ LLAMA2_API llama2_status llama2_encode_stories(const llama2_tokenizer *t, const 
                 break;
             }
         if (next == len + 1) end = len;
-        for (a = pos; a < end && llama2__space(text[a]); a++) {}
-        for (b = end; b > a && llama2__space(text[b - 1]); b--) {}
-        if (b > a) {
-            int *ids1;
-            size_t n1;
-            if ((st = llama2_encode(t, text + a, b - a, &ids1, &n1)) != LLAMA2_OK) break;
-            if (n + n1 + 1 > cap) {
-                int *grown;
-                cap = 2 * (n + n1 + 1);
-                if (!(grown = (int *)realloc(all, cap * sizeof(int)))) {
-                    free(ids1);
-                    st = LLAMA2_ERR_NOMEM;
-                    break;
-                }
-                all = grown;
-            }
-            all[n++] = LLAMA2_BOS;
-            memcpy(all + n, ids1, n1 * sizeof(int));
-            n += n1;
-            free(ids1);
-        }
+        st = llama2__append_piece(t, text, pos, end, &all, &n, &cap);
         pos = next;
     }
     if (st != LLAMA2_OK) {
@@ -1644,30 +1651,14 @@ static int run_variant(const options *o, const char *tag, const char *title, con
    BOS each; n windows of len tokens spread evenly over the stream. */
 static llama2_status calib_from_text(const llama2_tokenizer *tok, const char *text, size_t bytes, size_t n,
                                      size_t len, int *out, size_t *got) {
-    int *all = NULL, *ids;
+    int *all = NULL;
     size_t total = 0, cap = 0, pos = 0, i, stride;
     llama2_status st = LLAMA2_OK;
     while (pos < bytes && st == LLAMA2_OK) {
         const char *end = strstr(text + pos, "\n\n");
-        size_t stop = end ? (size_t)(end - text) : bytes, a = pos, b = stop, n1;
-        while (a < b && llama2__space(text[a])) a++;
-        while (b > a && llama2__space(text[b - 1])) b--;
+        size_t stop = end ? (size_t)(end - text) : bytes;
+        st = llama2__append_piece(tok, text, pos, stop, &all, &total, &cap);
         pos = end ? stop + 2 : bytes;
-        if (b == a) continue;
-        if ((st = llama2_encode(tok, text + a, b - a, &ids, &n1)) != LLAMA2_OK) break;
-        if (total + n1 + 1 > cap) {
-            int *g = (int *)realloc(all, (cap = 2 * (total + n1 + 1)) * sizeof(int));
-            if (!g) {
-                free(ids);
-                st = LLAMA2_ERR_NOMEM;
-                break;
-            }
-            all = g;
-        }
-        all[total++] = LLAMA2_BOS;
-        memcpy(all + total, ids, n1 * sizeof(int));
-        total += n1;
-        free(ids);
     }
     if (st == LLAMA2_OK) {
         if (total / len < n) n = total / len;
