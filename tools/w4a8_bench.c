@@ -13,6 +13,9 @@
    4 N K) and "cold" rotates through copies of the layer larger in total than
    the last-level cache, so each call reads its weights from DRAM.
 
+   Then the quantization time of every method for one 4096 x 4096 layer
+   with 512 calibration tokens (full runs only; a minute or two).
+
    Options: --quick, --llc-mib X (the LLC size, else read from sysfs),
    --cold-mib X (bytes of copies to rotate through, default 1.5 x LLC,
    at least 256 MiB). */
@@ -248,6 +251,58 @@ static double dram_read_gbs(const uint64_t *buf, size_t words, int threads) {
 /* How many copies of `bytes` make `cold` bytes, at least 2. */
 static size_t copies_for(size_t bytes, size_t cold) { return cold / bytes + 2; }
 
+/* Seconds each method takes to quantize one 4096 x 4096 layer from 512
+   calibration tokens (group 128, 2 threads, no report: no output loss). */
+static void bench_methods(void) {
+    static const struct { const char *name; w4a8_method method; int gptq; } rows[] = {
+        { "rtn", W4A8_METHOD_RTN, 0 },          { "smoothquant", W4A8_METHOD_SMOOTHQUANT, 0 },
+        { "awq", W4A8_METHOD_AWQ, 0 },          { "gptq", W4A8_METHOD_GPTQ, 0 },
+        { "fptq", W4A8_METHOD_FPTQ, 0 },        { "smoothquant+gptq", W4A8_METHOD_SMOOTHQUANT, 1 },
+        { "awq+gptq", W4A8_METHOD_AWQ, 1 },     { "fptq+gptq", W4A8_METHOD_FPTQ, 1 },
+        { "auto", W4A8_METHOD_AUTO, 0 },
+    };
+    enum { N = 4096, K = 4096, T = 512 };
+    float *W = (float *)malloc((size_t)N * K * sizeof(float)), *X = (float *)malloc((size_t)T * K * sizeof(float));
+    uint64_t seed = 777;
+    w4a8_calib *calib = NULL;
+    w4a8_linear lin;
+    w4a8_status st;
+    size_t k, r;
+    double t0;
+    if (!W || !X) return;
+    for (k = 0; k < (size_t)N * K; k++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        W[k] = (float)((double)(seed >> 40) / 8388608.0 - 1.0) * 0.05f;
+    }
+    for (k = 0; k < (size_t)T * K; k++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        X[k] = (float)((double)(seed >> 40) / 8388608.0 - 1.0) * (k % K < 4 ? 60.0f : 1.0f); /* 4 outlier channels */
+    }
+    omp_set_num_threads(2);
+    printf("\nQuantization time, one %dx%d layer, %d calibration tokens, group 128, 2 threads:\n", N, K, T);
+    t0 = now();
+    st = w4a8_calib_create(K, 1, T, &calib);
+    if (st == W4A8_OK) st = w4a8_calib_add(calib, X, T);
+    printf("%-18s %8.2f s\n", "calibration", now() - t0);
+    lin.W = W, lin.N = N, lin.bias = NULL, lin.skip_clip = 0;
+    for (r = 0; st == W4A8_OK && r < sizeof rows / sizeof rows[0]; r++) {
+        w4a8_config cfg;
+        w4a8_layer *layer = NULL;
+        w4a8_config_init(&cfg);
+        cfg.method = rows[r].method;
+        cfg.gptq_weights = rows[r].gptq;
+        t0 = now();
+        st = w4a8_quantize_linears(&lin, 1, K, calib, &cfg, &layer, NULL);
+        printf("%-18s %8.2f s\n", rows[r].name, now() - t0);
+        w4a8_layer_free(layer);
+        fprintf(stderr, ".");
+    }
+    if (st != W4A8_OK) printf("quantization failed: %s\n", w4a8_status_str(st));
+    w4a8_calib_free(calib);
+    free(W);
+    free(X);
+}
+
 int main(int argc, char **argv) {
     static const size_t all_shapes[3][2] = { { 4096, 4096 }, { 11008, 4096 }, { 4096, 11008 } };
     static const size_t all_Ms[4] = { 1, 16, 128, 512 };
@@ -450,6 +505,7 @@ int main(int argc, char **argv) {
                     }
                 }
             }
+    if (!quick) bench_methods();
     {
         /* The last lines: the best SIMD kernel per M, N = K = 4096, 2 threads, group 128 (M = 1 cold). */
         double bestv[4], roof = dram[1] * 2.0 / (4.25 / 8.0);
