@@ -1465,6 +1465,11 @@ static void spec_name(const llama2_spec *s, char *buf, size_t cap) {
     snprintf(buf, cap, "%s%s", method_names[s->method], s->gptq_weights ? "+gptq" : "");
 }
 
+static const char *spec_act(const llama2_spec *s) {
+    if (s->method == W4A8_METHOD_FPTQ) return "layer-wise";
+    return s->act_mode == W4A8_ACT_PER_TOKEN ? "token" : "tensor";
+}
+
 /* "token", "tensor", or "mixed (k/L tensor)" over the layers of one class. */
 static void act_summary(const llama2_qmodel *q, int cls, char *buf, size_t cap) {
     int l, tensor = 0;
@@ -1550,7 +1555,7 @@ static int run_variant(const options *o, const char *tag, const char *title, con
     printf("[%s] calibrated in %.1f s\n", tag, llama2__now() - t0);
     for (i = 0; i < n_specs; i++) {
         char name[32];
-        const char *act = specs[i].act_mode == W4A8_ACT_PER_TOKEN ? "token" : "tensor";
+        const char *act = spec_act(&specs[i]);
         row *r = &rows[n_rows];
         r->spec = specs[i];
         spec_name(&specs[i], name, sizeof name);
@@ -1621,7 +1626,7 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             if (rows[i].spec.method != W4A8_METHOD_AUTO) continue;
             spec_name(&rows[i].spec, name, sizeof name);
             emit(md, "\nauto (g%zu, %s) chose, per layer qkv/wo/w13/w2:", rows[i].spec.group,
-                 rows[i].spec.act_mode == W4A8_ACT_PER_TOKEN ? "token" : "tensor");
+                 spec_act(&rows[i].spec));
             for (l = 0; l < q->n_layers; l++)
                 for (c = 0; c < 4; c++) {
                     const w4a8_report *rp = &q->rep[l * LLAMA2_INPUTS_PER_LAYER + c];
@@ -1636,7 +1641,7 @@ static int run_variant(const options *o, const char *tag, const char *title, con
                 char name[32];
                 spec_name(&rows[best].spec, name, sizeof name);
                 snprintf(label, sizeof label, "greedy W4A8 %s g%zu %s (lowest KL)", name, rows[best].spec.group,
-                         rows[best].spec.act_mode == W4A8_ACT_PER_TOKEN ? "token" : "tensor");
+                         spec_act(&rows[best].spec));
                 if (print_greedy(md, label, m, rows[best].q, tok, o->sample) != LLAMA2_OK) failed = 1;
             }
         }
