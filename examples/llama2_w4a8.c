@@ -1630,7 +1630,8 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             for (l = 0; l < q->n_layers; l++)
                 for (c = 0; c < 4; c++) {
                     const w4a8_report *rp = &q->rep[l * LLAMA2_INPUTS_PER_LAYER + c];
-                    emit(md, "%s%s%s", c ? "/" : (l ? "; " : " "), method_names[rp->method], rp->gptq_weights ? "+gptq" : "");
+                    emit(md, "%s%s%s", c ? "/" : (l ? "; " : " "), method_names[rp->method],
+                         rp->gptq_weights && rp->method != W4A8_METHOD_GPTQ ? "+gptq" : "");
                 }
             emit(md, "\n");
         }
