@@ -1461,8 +1461,13 @@ static int parse_method(const char *item, const options *o, size_t group, llama2
     return count;
 }
 
+/* "+gptq" when GPTQ did the weight step of another method. */
+static const char *gptq_suffix(w4a8_method m, int gptq_weights) {
+    return gptq_weights && m != W4A8_METHOD_GPTQ ? "+gptq" : "";
+}
+
 static void spec_name(const llama2_spec *s, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s%s", method_names[s->method], s->gptq_weights ? "+gptq" : "");
+    snprintf(buf, cap, "%s%s", method_names[s->method], gptq_suffix(s->method, s->gptq_weights));
 }
 
 static const char *spec_act(const llama2_spec *s) {
@@ -1622,16 +1627,14 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         for (i = 0; i < n_rows; i++) {
             const llama2_qmodel *q = rows[i].q;
             int l, c;
-            char name[32];
             if (rows[i].spec.method != W4A8_METHOD_AUTO) continue;
-            spec_name(&rows[i].spec, name, sizeof name);
             emit(md, "\nauto (g%zu, %s) chose, per layer qkv/wo/w13/w2:", rows[i].spec.group,
                  spec_act(&rows[i].spec));
             for (l = 0; l < q->n_layers; l++)
                 for (c = 0; c < 4; c++) {
                     const w4a8_report *rp = &q->rep[l * LLAMA2_INPUTS_PER_LAYER + c];
                     emit(md, "%s%s%s", c ? "/" : (l ? "; " : " "), method_names[rp->method],
-                         rp->gptq_weights && rp->method != W4A8_METHOD_GPTQ ? "+gptq" : "");
+                         gptq_suffix(rp->method, rp->gptq_weights));
                 }
             emit(md, "\n");
         }
