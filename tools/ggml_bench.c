@@ -9,6 +9,7 @@
    timing includes activation quantization, as w4a8's does.
 
    usage: ggml_bench [threads] [N K]  (default 2 threads, N = K = 4096) */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include "ggml.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
@@ -116,7 +117,7 @@ int main(int argc, char **argv) {
         struct ggml_tensor *x, **w = (struct ggml_tensor **)calloc((size_t)n_cold, sizeof *w);
         struct ggml_cgraph **g = (struct ggml_cgraph **)calloc((size_t)n_cold, sizeof *g);
         ggml_backend_buffer_t bw, ba;
-        double flops = 2.0 * (double)M * (double)N * (double)K, hot, cold = 0.0;
+        double flops = 2.0 * (double)M * (double)N * (double)K, hot, cold;
         float *xs = (float *)malloc((size_t)M * (size_t)K * sizeof(float));
         if (!cw || !ca || !cg || !w || !g || !xs) return 1;
         for (i = 0; i < n_cold; i++) w[i] = ggml_new_tensor_2d(cw, GGML_TYPE_Q4_0, K, N);
@@ -136,9 +137,12 @@ int main(int argc, char **argv) {
         for (i = 0; i < M * K; i++) xs[i] = W[i];
         ggml_backend_tensor_set(x, xs, 0, (size_t)M * (size_t)K * sizeof(float));
         hot = time_products(backend, g, 1, M <= 16 ? 64 : 16);
-        if (M == 1) cold = time_products(backend, g, n_cold, 64);
-        if (M == 1) printf("%5lld %12.1f %12.1f\n", (long long)M, flops / hot * 1e-9, flops / cold * 1e-9);
-        else printf("%5lld %12.1f %12s\n", (long long)M, flops / hot * 1e-9, "-");
+        if (M == 1) {
+            cold = time_products(backend, g, n_cold, 64);
+            printf("%5lld %12.1f %12.1f\n", (long long)M, flops / hot * 1e-9, flops / cold * 1e-9);
+        } else {
+            printf("%5lld %12.1f %12s\n", (long long)M, flops / hot * 1e-9, "-");
+        }
         fflush(stdout);
         ggml_backend_buffer_free(bw);
         ggml_backend_buffer_free(ba);
