@@ -14,8 +14,9 @@ SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 
 TEST_SRC = tests/test_main.c tests/test_core.c tests/test_kernels.c tests/test_methods.c tests/compile_c.c \
            tests/compile_nosimd.c tests/test_heatmap.c tests/test_cuda_layout.c tests/test_llama2.c
+LLAMA_HDR = $(wildcard examples/llama/*.h)
 TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c \
-           examples/llama2_w4a8.c
+           $(LLAMA_HDR)
 
 # CUDA (optional): nvcc from PATH, else /usr/local/cuda. sm_80 and sm_90
 # code, plus sm_90 PTX for newer GPUs. -fmad=false is a second guard: the
@@ -29,7 +30,7 @@ CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
 .PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda
 all: deps
-	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama2_w4a8
+	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
 
 build:
 	@mkdir -p build
@@ -50,10 +51,10 @@ build/test_san: $(TEST_SRC) tests/compile_cpp.cpp $(TEST_HDR) | build
 build/quickstart: examples/quickstart.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-build/w4a8_heatmap: tools/w4a8_heatmap.c examples/llama2_w4a8.c w4a8.h | build
+build/w4a8_heatmap: tools/w4a8_heatmap.c $(LLAMA_HDR) w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
 
-build/llama2_w4a8: examples/llama2_w4a8.c w4a8.h | build
+build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
@@ -61,7 +62,7 @@ build/llama2_w4a8: examples/llama2_w4a8.c w4a8.h | build
 # The CUDA part runs first so that the suite's own "N passed, N failed"
 # (under the sanitizers) is the last line.
 test: deps
-	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama2_w4a8
+	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama_w4a8
 ifneq ($(NVCC),)
 	$(MAKE) --no-print-directory test-cuda
 endif
@@ -114,11 +115,11 @@ MODEL     ?=
 TOKENIZER ?= $(DATA)/tok512.bin
 TEXT      ?= $(DATA)/tinystories_valid_first1000.txt
 WINDOWS   ?= 8
-demo: build/quickstart build/llama2_w4a8
+demo: build/quickstart build/llama_w4a8
 	@model="$(MODEL)"; [ -n "$$model" ] || model="$(DATA)/stories260K.bin"; \
 	if [ -n "$(MODEL)" ] || [ -f "$$model" ]; then \
 	  echo "demo: W4A8 methods on the llama2.c checkpoint $$model, first $(WINDOWS) windows"; \
-	  ./build/llama2_w4a8 --model "$$model" --tokenizer "$(TOKENIZER)" --text "$(TEXT)" --windows $(WINDOWS); \
+	  ./build/llama_w4a8 --model "$$model" --tokenizer "$(TOKENIZER)" --text "$(TEXT)" --windows $(WINDOWS); \
 	else \
 	  echo "demo: no checkpoint at $$model (set MODEL= or DATA=), so the synthetic quickstart"; \
 	  ./build/quickstart; \

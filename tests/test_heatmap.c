@@ -682,8 +682,8 @@ static void test_heatmap_bad_inputs(void) {
    the pictures must show with their own forward through the example's API. */
 
 static char data_dir[1024], model_path[1100], tok_path[1100];
-static llama2_model model;
-static llama2_tokenizer tok;
+static llama_model model;
+static llama_tokenizer tok;
 
 #define TEXT HM_DIR "hm_text.txt"
 static const char story[] = "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
@@ -697,7 +697,7 @@ static void data_file(char *buf, size_t cap, const char *name) { snprintf(buf, c
 typedef struct act {
     char name[HM_LAYER_NAME];
     int layer;
-    llama2_input which;
+    llama_input which;
     float *X;
     size_t T, K;
 } act;
@@ -707,7 +707,7 @@ typedef struct acts {
     size_t n;
 } acts;
 
-static int acts_hook(void *user, const char *name, int layer, llama2_input which, const float *X, size_t T, size_t K) {
+static int acts_hook(void *user, const char *name, int layer, llama_input which, const float *X, size_t T, size_t K) {
     acts *r = (acts *)user;
     act *a = &r->a[r->n];
     if (r->n == 64 || !(a->X = (float *)malloc(T * K * sizeof(float)))) return 1;
@@ -721,16 +721,16 @@ static int acts_hook(void *user, const char *name, int layer, llama2_input which
     return 0;
 }
 
-static void acts_run(const llama2_model *m, const llama2_tokenizer *t, size_t T, acts *r) {
+static void acts_run(const llama_model *m, const llama_tokenizer *t, size_t T, acts *r) {
     int *ids = NULL;
     size_t n = 0;
-    llama2_state *s = NULL;
+    llama_state *s = NULL;
     memset(r, 0, sizeof *r);
-    CHECK(llama2_encode_stories(t, story, strlen(story), &ids, &n) == LLAMA2_OK && n >= T);
-    CHECK(llama2_state_create(m, T, T, &s) == LLAMA2_OK);
-    if (ids && s && n >= T) CHECK(llama2_forward(m, NULL, s, ids, T, 0, NULL, acts_hook, r) == LLAMA2_OK);
-    CHECK(r->n == (size_t)m->c.n_layers * LLAMA2_INPUTS_PER_LAYER + 1);
-    llama2_state_free(s);
+    CHECK(llama_encode_stories(t, story, strlen(story), &ids, &n) == LLAMA_OK && n >= T);
+    CHECK(llama_state_create(m, T, T, &s) == LLAMA_OK);
+    if (ids && s && n >= T) CHECK(llama_forward(m, NULL, s, ids, T, 0, NULL, acts_hook, r) == LLAMA_OK);
+    CHECK(r->n == (size_t)m->c.n_layers * LLAMA_INPUTS_PER_LAYER + 1);
+    llama_state_free(s);
     free(ids);
 }
 
@@ -803,7 +803,7 @@ static void test_heatmap_model_files(void) {
             hm_opts_init(&o);
             hm_layout_make(TOK, r.a[i].K, 1, 3, 0, &o, &L);
             CHECK(h == L.h && (r.a[i].K == 64 ? w == L.w : w >= L.w)); /* the notes may widen a narrow one */
-            CHECK(r.a[i].K == (r.a[i].which == LLAMA2_IN_W2 ? 172u : 64u));
+            CHECK(r.a[i].K == (r.a[i].which == LLAMA_IN_W2 ? 172u : 64u));
             stbi_image_free(img);
             remove(path);
         }
@@ -854,7 +854,7 @@ static void check_largest(const act *a, const char *png) {
 static void test_heatmap_model_largest(void) {
     const char *extra[] = { "--layers", "L3.w2,cls", "-o", HM_DIR "hm_ml_%s.png", NULL }, *argv[24];
     const char *extra_v[] = { "--layers", "L0.qkv", "-o", HM_DIR "hm_mlv.png", "--outliers", NULL };
-    llama2_model variant;
+    llama_model variant;
     acts r;
     char path[128];
     size_t t, k;
@@ -869,7 +869,7 @@ static void test_heatmap_model_largest(void) {
     check_largest(acts_find(&r, "cls"), path);
     remove(path);
     acts_free(&r);
-    CHECK(llama2_inject_outliers(&model, &variant) == LLAMA2_OK);
+    CHECK(llama_inject_outliers(&model, &variant) == LLAMA_OK);
     acts_run(&variant, &tok, TOK, &r);
     model_args(argv, extra_v);
     CHECK(run_tool(argv) == 0);
@@ -878,7 +878,7 @@ static void test_heatmap_model_largest(void) {
     CHECK(act_stats(acts_find(&r, "L0.qkv"), amax, &t, &k) > 100.0f);
     remove(HM_DIR "hm_mlv.png");
     acts_free(&r);
-    llama2_free(&variant);
+    llama_free(&variant);
 }
 
 /* AWQ from the model's w1/w3: the library's s on the picture's tokens;
@@ -907,8 +907,8 @@ static void test_heatmap_model_awq(void) {
         return;
     }
     memset(lin, 0, sizeof lin);
-    lin[0].W = llama2__weight(&model, 0, LLAMA2_W1, &lin[0].N, &K);
-    lin[1].W = llama2__weight(&model, 0, LLAMA2_W3, &N, &K);
+    lin[0].W = llama__weight(&model, 0, LLAMA_W1, &lin[0].N, &K);
+    lin[1].W = llama__weight(&model, 0, LLAMA_W3, &N, &K);
     lin[1].N = N;
     CHECK_ST(w4a8_calib_create(64, 0, TOK, &calib), W4A8_OK);
     CHECK_ST(w4a8_calib_add(calib, a->X, TOK), W4A8_OK);
@@ -977,15 +977,15 @@ static void test_heatmap_model_babyllama(void) {
     char mpath[1100], tpath[1100], want[96];
     const char *argv[] = { "--model", mpath, "--tokenizer", tpath, "--text", TEXT, "--tokens", "8", "--layers",
                            "cls,L4.w2", "-o", HM_DIR "hm_bl_%s.png", NULL };
-    llama2_model m;
-    llama2_tokenizer t;
+    llama_model m;
+    llama_tokenizer t;
     acts r;
     float amax[512];
     size_t i, tt, k;
     data_file(mpath, sizeof mpath, "babyllama_tok105_model5000.bin");
     data_file(tpath, sizeof tpath, "tok105.bin");
-    CHECK(llama2_load(mpath, &m) == LLAMA2_OK);
-    CHECK(llama2_tokenizer_load(tpath, m.c.vocab_size, &t) == LLAMA2_OK);
+    CHECK(llama_load(mpath, &m) == LLAMA_OK);
+    CHECK(llama_tokenizer_load(tpath, m.c.vocab_size, &t) == LLAMA_OK);
     acts_run(&m, &t, 8, &r);
     CHECK(run_tool(argv) == 0);
     for (i = 0; i < r.n; i++) {
@@ -999,8 +999,8 @@ static void test_heatmap_model_babyllama(void) {
     remove(HM_DIR "hm_bl_cls.png");
     remove(HM_DIR "hm_bl_L4_w2.png");
     acts_free(&r);
-    llama2_tokenizer_free(&t);
-    llama2_free(&m);
+    llama_tokenizer_free(&t);
+    llama_free(&m);
 }
 
 /* Unit pieces of the model mode: --layers patterns and output names. */
@@ -1106,9 +1106,9 @@ static void tests_heatmap_model(void) {
     snprintf(data_dir, sizeof data_dir, "%s", env && *env ? env : "../shared/data");
     data_file(model_path, sizeof model_path, "stories260K.bin");
     data_file(tok_path, sizeof tok_path, "tok512.bin");
-    if (llama2_load(model_path, &model) != LLAMA2_OK || llama2_tokenizer_load(tok_path, 512, &tok) != LLAMA2_OK) {
+    if (llama_load(model_path, &model) != LLAMA_OK || llama_tokenizer_load(tok_path, 512, &tok) != LLAMA_OK) {
         printf("heatmap model: skipped: no data at %s (set W4A8_DATA)\n", data_dir);
-        llama2_free(&model);
+        llama_free(&model);
         return;
     }
     f = fopen(TEXT, "wb");
@@ -1121,8 +1121,8 @@ static void tests_heatmap_model(void) {
     RUN(test_heatmap_model_babyllama);
     RUN(test_heatmap_model_bad);
     remove(TEXT);
-    llama2_tokenizer_free(&tok);
-    llama2_free(&model);
+    llama_tokenizer_free(&tok);
+    llama_free(&model);
 }
 
 void tests_heatmap(void) {

@@ -12,7 +12,7 @@
    outlier always stays visible.
 
    With a llama2.c checkpoint instead, the tool runs the FP32 model (the
-   loader and forward of examples/llama2_w4a8.c) over the first --tokens
+   loader and forward of examples/llama/) over the first --tokens
    tokens of the text and draws the input of every linear layer ("L0.qkv",
    "L0.wo", "L0.w13", "L0.w2", ..., "cls"), or of those --layers selects,
    one PNG each: into DIR/ as L0_qkv.png ..., or to a name with %s in it.
@@ -46,10 +46,7 @@
 #define W4A8_IMPLEMENTATION
 #endif
 #include "../w4a8.h"
-#ifndef LLAMA2_W4A8_NO_MAIN
-#define LLAMA2_W4A8_NO_MAIN
-#endif
-#include "../examples/llama2_w4a8.c"
+#include "../examples/llama/llama.h"
 #include <stb/stb_image_write.h>
 
 /* ---------------------------------------------------------------------------
@@ -828,7 +825,7 @@ static int hm_pattern_selects(const char *p, const char *name) {
 }
 
 typedef struct hm_model_run {
-    const llama2_model *m;
+    const llama_model *m;
     const hm_opts *o;
     char *patterns;          /* --layers, its commas made '\0' */
     size_t npatterns;        /* 0: every input */
@@ -852,17 +849,17 @@ static int hm_selected(const hm_model_run *r, const char *name) {
 
 /* The linears reading input `which` of layer l, from the model: q/k/v,
    wo, w1/w3, w2, or the classifier. Returns their count. */
-static size_t hm_model_linears(const llama2_model *m, int l, llama2_input which, w4a8_linear lin[3]) {
-    static const int first[] = { LLAMA2_WQ, LLAMA2_WO, LLAMA2_W1, LLAMA2_W2 }, count[] = { 3, 1, 2, 1 };
+static size_t hm_model_linears(const llama_model *m, int l, llama_input which, w4a8_linear lin[3]) {
+    static const int first[] = { LLAMA_WQ, LLAMA_WO, LLAMA_W1, LLAMA_W2 }, count[] = { 3, 1, 2, 1 };
     size_t K, i;
     memset(lin, 0, 3 * sizeof *lin);
-    if (which == LLAMA2_IN_CLS) {
+    if (which == LLAMA_IN_CLS) {
         lin[0].W = m->wcls;
         lin[0].N = (size_t)m->c.vocab_size;
         return 1;
     }
     for (i = 0; i < (size_t)count[which]; i++)
-        lin[i].W = llama2__weight(m, l, which == LLAMA2_IN_W13 && i == 1 ? LLAMA2_W3 : first[which] + (int)i,
+        lin[i].W = llama__weight(m, l, which == LLAMA_IN_W13 && i == 1 ? LLAMA_W3 : first[which] + (int)i,
                                   &lin[i].N, &K);
     return (size_t)count[which];
 }
@@ -890,7 +887,7 @@ static char *hm_out_path(const char *outp, const char *name) {
     return path;
 }
 
-static int hm_model_hook(void *user, const char *name, int layer, llama2_input which, const float *X, size_t T,
+static int hm_model_hook(void *user, const char *name, int layer, llama_input which, const float *X, size_t T,
                          size_t K) {
     hm_model_run *r = (hm_model_run *)user;
     w4a8_linear lin[3];
@@ -912,7 +909,7 @@ static int hm_model_hook(void *user, const char *name, int layer, llama2_input w
 }
 
 /* The dry run: records every input's name. */
-static int hm_names_hook(void *user, const char *name, int layer, llama2_input which, const float *X, size_t T,
+static int hm_names_hook(void *user, const char *name, int layer, llama_input which, const float *X, size_t T,
                          size_t K) {
     hm_model_run *r = (hm_model_run *)user;
     (void)layer, (void)which, (void)X, (void)T, (void)K;
@@ -925,16 +922,16 @@ static int hm_names_hook(void *user, const char *name, int layer, llama2_input w
    --layers selects; each pattern must select one at least. */
 static int hm_model_select(hm_model_run *r, int token, const char *layers) {
     size_t i;
-    llama2_state *s = NULL;
-    llama2_status st;
+    llama_state *s = NULL;
+    llama_status st;
     const char *p = r->patterns;
-    r->names_cap = (size_t)r->m->c.n_layers * LLAMA2_INPUTS_PER_LAYER + 1;
+    r->names_cap = (size_t)r->m->c.n_layers * LLAMA_INPUTS_PER_LAYER + 1;
     if (!(r->names = (char(*)[HM_LAYER_NAME])malloc(r->names_cap * HM_LAYER_NAME)))
         return hm_fail(r->err, HM_EXIT_DATA, "out of memory");
-    st = llama2_state_create(r->m, 1, 1, &s);
-    if (st == LLAMA2_OK) st = llama2_forward(r->m, NULL, s, &token, 1, 0, NULL, hm_names_hook, r);
-    llama2_state_free(s);
-    if (st != LLAMA2_OK) return hm_fail(r->err, HM_EXIT_DATA, "the model's forward: %s", llama2_status_str(st));
+    st = llama_state_create(r->m, 1, 1, &s);
+    if (st == LLAMA_OK) st = llama_forward(r->m, NULL, s, &token, 1, 0, NULL, hm_names_hook, r);
+    llama_state_free(s);
+    if (st != LLAMA_OK) return hm_fail(r->err, HM_EXIT_DATA, "the model's forward: %s", llama_status_str(st));
     for (i = 0; i < r->npatterns; i++, p += strlen(p) + 1) {
         size_t j, hits = 0;
         for (j = 0; j < r->nnames; j++) hits += hm_pattern_selects(p, r->names[j]);
@@ -948,16 +945,16 @@ static int hm_model_select(hm_model_run *r, int token, const char *layers) {
 
 /* BOS + the text, story by story (the llama2 example's stream), and its
    first `want` tokens in *T. */
-static int hm_model_tokens(const llama2_tokenizer *tok, const char *path, size_t want, int **ids, size_t *T,
+static int hm_model_tokens(const llama_tokenizer *tok, const char *path, size_t want, int **ids, size_t *T,
                            FILE *err) {
     char *text = NULL;
     size_t bytes = 0, n = 0;
-    llama2_status st = llama2__read_file(path, (size_t)64 << 20, &text, &bytes);
-    if (st != LLAMA2_OK)
-        return hm_fail(err, HM_EXIT_DATA, "cannot read the text %s: %s (at most 64 MiB)", path, llama2_status_str(st));
-    st = llama2_encode_stories(tok, text, bytes, ids, &n);
+    llama_status st = llama__read_file(path, (size_t)64 << 20, &text, &bytes);
+    if (st != LLAMA_OK)
+        return hm_fail(err, HM_EXIT_DATA, "cannot read the text %s: %s (at most 64 MiB)", path, llama_status_str(st));
+    st = llama_encode_stories(tok, text, bytes, ids, &n);
     free(text);
-    if (st != LLAMA2_OK) return hm_fail(err, HM_EXIT_DATA, "cannot encode %s: %s", path, llama2_status_str(st));
+    if (st != LLAMA_OK) return hm_fail(err, HM_EXIT_DATA, "cannot encode %s: %s", path, llama_status_str(st));
     if (n == 0) {
         free(*ids);
         *ids = NULL;
@@ -981,13 +978,13 @@ static const char *hm_base(const char *path) { return strrchr(path, '/') ? strrc
    file, and to out only when every picture is written: nothing claims a
    picture that a later failure removed. */
 static int hm_model_main(const hm_model_args *a, const hm_opts *o, FILE *out, FILE *err) {
-    llama2_model m, variant;
-    llama2_tokenizer tok;
-    llama2_state *s = NULL;
+    llama_model m, variant;
+    llama_tokenizer tok;
+    llama_state *s = NULL;
     hm_model_run r;
     int *ids = NULL, rc = 0, c;
     size_t T = 0, want = a->tokens ? a->tokens : HM_TOKENS, i;
-    llama2_status st;
+    llama_status st;
     memset(&m, 0, sizeof m);
     memset(&variant, 0, sizeof variant);
     memset(&tok, 0, sizeof tok);
@@ -995,16 +992,16 @@ static int hm_model_main(const hm_model_args *a, const hm_opts *o, FILE *out, FI
     r.o = o;
     r.outp = a->outp;
     r.err = err;
-    if ((st = llama2_load(a->model, &m)) != LLAMA2_OK)
-        return hm_fail(err, HM_EXIT_DATA, "cannot load the model %s: %s", a->model, llama2_status_str(st));
+    if ((st = llama_load(a->model, &m)) != LLAMA_OK)
+        return hm_fail(err, HM_EXIT_DATA, "cannot load the model %s: %s", a->model, llama_status_str(st));
     r.m = &m;
-    if (a->outliers && (st = llama2_inject_outliers(&m, &variant)) == LLAMA2_OK) r.m = &variant;
-    if (st != LLAMA2_OK) rc = hm_fail(err, HM_EXIT_DATA, "the outlier variant: %s", llama2_status_str(st));
+    if (a->outliers && (st = llama_inject_outliers(&m, &variant)) == LLAMA_OK) r.m = &variant;
+    if (st != LLAMA_OK) rc = hm_fail(err, HM_EXIT_DATA, "the outlier variant: %s", llama_status_str(st));
     if (rc == 0 && a->tokens > (size_t)m.c.seq_len)
         rc = hm_fail(err, HM_EXIT_USAGE, "--tokens %zu: the model's context is %d tokens", a->tokens, m.c.seq_len);
     if (rc == 0 && !a->tokens && want > (size_t)m.c.seq_len) want = (size_t)m.c.seq_len;
-    if (rc == 0 && (st = llama2_tokenizer_load(a->tokenizer, m.c.vocab_size, &tok)) != LLAMA2_OK)
-        rc = hm_fail(err, HM_EXIT_DATA, "cannot load the tokenizer %s: %s", a->tokenizer, llama2_status_str(st));
+    if (rc == 0 && (st = llama_tokenizer_load(a->tokenizer, m.c.vocab_size, &tok)) != LLAMA_OK)
+        rc = hm_fail(err, HM_EXIT_DATA, "cannot load the tokenizer %s: %s", a->tokenizer, llama_status_str(st));
     if (rc == 0) rc = hm_model_tokens(&tok, a->text, want, &ids, &T, err);
     if (rc == 0 && a->layers) {
         size_t n = strlen(a->layers);
@@ -1028,23 +1025,23 @@ static int hm_model_main(const hm_model_args *a, const hm_opts *o, FILE *out, FI
         r.log = tmpfile();
         if (!r.log) rc = hm_fail(err, HM_EXIT_DATA, "cannot create a temporary file: %s", strerror(errno));
     }
-    if (rc == 0 && (st = llama2_state_create(r.m, T, T, &s)) != LLAMA2_OK)
-        rc = hm_fail(err, HM_EXIT_DATA, "the model's state: %s", llama2_status_str(st));
-    if (rc == 0 && (st = llama2_forward(r.m, NULL, s, ids, T, 0, NULL, hm_model_hook, &r)) != LLAMA2_OK)
-        rc = r.rc ? r.rc : hm_fail(err, HM_EXIT_DATA, "the model's forward: %s", llama2_status_str(st));
+    if (rc == 0 && (st = llama_state_create(r.m, T, T, &s)) != LLAMA_OK)
+        rc = hm_fail(err, HM_EXIT_DATA, "the model's state: %s", llama_status_str(st));
+    if (rc == 0 && (st = llama_forward(r.m, NULL, s, ids, T, 0, NULL, hm_model_hook, &r)) != LLAMA_OK)
+        rc = r.rc ? r.rc : hm_fail(err, HM_EXIT_DATA, "the model's forward: %s", llama_status_str(st));
     rc = hm_batch_finish(&r.batch, rc, err);
     if (r.log) {
         rewind(r.log);
         while (rc == 0 && (c = fgetc(r.log)) != EOF) fputc(c, out);
         fclose(r.log);
     }
-    llama2_state_free(s);
+    llama_state_free(s);
     free(ids);
     free(r.patterns);
     free(r.names);
-    llama2_tokenizer_free(&tok);
-    llama2_free(&variant);
-    llama2_free(&m);
+    llama_tokenizer_free(&tok);
+    llama_free(&variant);
+    llama_free(&m);
     return rc;
 }
 

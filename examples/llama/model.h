@@ -1,0 +1,511 @@
+/* model.h - the LLaMA-family model of the examples: status codes, the
+   llama2.c checkpoint loader, the FP32 and W4A8 forward with its KV cache and
+   activation hooks, and the outlier variant. Part of examples/llama/ (see
+   llama.h for the whole small API); needs w4a8.h declarations only. */
+#ifndef LLAMA_MODEL_H
+#define LLAMA_MODEL_H
+#include "../../w4a8.h"
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Everything is static, so a tool that includes this file and uses part of
+   it compiles without unused-function warnings. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LLAMA_API static __attribute__((unused))
+#else
+#define LLAMA_API static
+#endif
+
+/* >>status ----------------------------------------------------------------- */
+
+#define LLAMA_STATUS_LIST(X)                                                              \
+    X(LLAMA_OK, "success")                                                                \
+    X(LLAMA_ERR_ARG, "invalid argument")                                                  \
+    X(LLAMA_ERR_NOMEM, "out of memory")                                                   \
+    X(LLAMA_ERR_IO, "cannot open or read the file")                                       \
+    X(LLAMA_ERR_TRUNCATED, "the file is shorter than its header says")                    \
+    X(LLAMA_ERR_HEADER, "a header value is zero, negative, inconsistent or absurdly large") \
+    X(LLAMA_ERR_FORMAT, "not a legacy llama2.c checkpoint (longer than its header says, or a versioned export)") \
+    X(LLAMA_ERR_NONFINITE, "NaN or Inf in the weights")                                  \
+    X(LLAMA_ERR_TOKENIZER, "not a llama2.c tokenizer: truncated or a field out of range") \
+    X(LLAMA_ERR_VOCAB, "the tokenizer's vocabulary size differs from the model's")        \
+    X(LLAMA_ERR_TOKEN, "a token id is out of range, or the sequence is longer than the context") \
+    X(LLAMA_ERR_FOLD, "linears sharing an input got different equalizations: cannot fold them") \
+    X(LLAMA_ERR_W4A8, "a w4a8 call failed")                                               \
+    X(LLAMA_ERR_HOOK, "the activation hook stopped the forward")
+
+#define LLAMA__ENUM(name, msg) name,
+typedef enum llama_status { LLAMA_STATUS_LIST(LLAMA__ENUM) LLAMA_STATUS_COUNT } llama_status;
+#undef LLAMA__ENUM
+
+LLAMA_API const char *llama_status_str(llama_status st) {
+#define LLAMA__MSG(name, msg) msg,
+    static const char *const msgs[] = { LLAMA_STATUS_LIST(LLAMA__MSG) };
+#undef LLAMA__MSG
+    return (int)st >= 0 && st < LLAMA_STATUS_COUNT ? msgs[st] : "unknown status";
+}
+
+/* >>model ------------------------------------------------------------------ */
+
+/* Sanity bound on every header value: far above any llama2.c model, far
+   below what would overflow the size arithmetic. */
+#define LLAMA_MAX_HEADER_VALUE (1 << 24)
+#define LLAMA_BOS 1
+
+typedef struct llama_config {
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+} llama_config;
+
+/* The linears of one layer, in the order llama_qmodel stores them. */
+enum { LLAMA_WQ, LLAMA_WK, LLAMA_WV, LLAMA_WO, LLAMA_W1, LLAMA_W2, LLAMA_W3, LLAMA_LINEARS };
+
+/* The inputs linears share: q/k/v one, w1/w3 one. */
+typedef enum llama_input { LLAMA_IN_QKV, LLAMA_IN_WO, LLAMA_IN_W13, LLAMA_IN_W2, LLAMA_IN_CLS } llama_input;
+#define LLAMA_INPUTS_PER_LAYER 4
+
+typedef struct llama_model {
+    llama_config c;        /* vocab_size > 0 (the file's sign is in `shared`) */
+    int shared;             /* 1: the classifier is the token embedding */
+    size_t head_size, kv_dim;
+    float *data;            /* owns every tensor below */
+    size_t n_floats;
+    float *emb, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final, *wcls;
+} llama_model;
+
+LLAMA_API int llama__mul(size_t a, size_t b, size_t *out) {
+    if (b != 0 && a > (size_t)-1 / b) return 0;
+    *out = a * b;
+    return 1;
+}
+
+LLAMA_API int llama__add(size_t a, size_t b, size_t *out) {
+    if (a > (size_t)-1 - b) return 0;
+    *out = a + b;
+    return 1;
+}
+
+LLAMA_API int32_t llama__i32(const unsigned char *p) {
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    int32_t v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+LLAMA_API float llama__f32(const unsigned char *p) {
+    int32_t i = llama__i32(p);
+    float f;
+    memcpy(&f, &i, 4);
+    return f;
+}
+
+/* Tensor sizes in file order (in floats); 0 when the count overflows. */
+LLAMA_API size_t llama__tensor_sizes(const llama_config *c, int shared, size_t sz[13]) {
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, L = (size_t)c->n_layers, V = (size_t)c->vocab_size;
+    size_t hs = D / (size_t)c->n_heads, kv = hs * (size_t)c->n_kv_heads, LD = 0, total = 0, i;
+    int ok;
+    memset(sz, 0, 13 * sizeof *sz);
+    ok = llama__mul(L, D, &LD) && llama__mul(V, D, &sz[0]) && llama__mul(LD, D, &sz[2]) &&
+         llama__mul(LD, kv, &sz[3]) && llama__mul(LD, H, &sz[7]) && llama__mul((size_t)c->seq_len, hs, &sz[11]);
+    sz[1] = sz[6] = LD;          /* rms_att, rms_ffn */
+    sz[4] = sz[3];               /* wv like wk */
+    sz[5] = sz[2];               /* wo like wq */
+    sz[8] = sz[9] = sz[7];       /* w2, w3 like w1 */
+    sz[10] = D;                  /* rms_final; sz[11]: freq_cis real + imag, unused */
+    sz[12] = shared ? 0 : sz[0]; /* wcls */
+    for (i = 0; ok && i < 13; i++) ok = llama__add(total, sz[i], &total);
+    return ok ? total : 0;
+}
+
+/* Point the tensors into m->data. */
+LLAMA_API void llama__map(llama_model *m) {
+    size_t sz[13], off = 0;
+    float **t[13];
+    int i;
+    llama__tensor_sizes(&m->c, m->shared, sz);
+    t[0] = &m->emb, t[1] = &m->rms_att, t[2] = &m->wq, t[3] = &m->wk, t[4] = &m->wv, t[5] = &m->wo;
+    t[6] = &m->rms_ffn, t[7] = &m->w1, t[8] = &m->w2, t[9] = &m->w3, t[10] = &m->rms_final;
+    t[11] = NULL, t[12] = &m->wcls;
+    for (i = 0; i < 13; i++) {
+        if (t[i]) *t[i] = m->data + off;
+        off += sz[i];
+    }
+    if (m->shared) m->wcls = m->emb;
+}
+
+/* Validate the 28-byte header against the file length; fill m's shape. */
+LLAMA_API llama_status llama__header(const unsigned char *h, size_t avail, size_t file_bytes, llama_model *m) {
+    int32_t v[7];
+    size_t sz[13], total, bytes;
+    int i;
+    if (avail >= 4 && llama__i32(h) == 0x616b3432) return LLAMA_ERR_FORMAT; /* "ak42": llama2.c v1/v2 export */
+    if (avail < 28) return LLAMA_ERR_TRUNCATED;
+    for (i = 0; i < 7; i++) v[i] = llama__i32(h + 4 * i);
+    memset(m, 0, sizeof *m);
+    m->shared = v[5] > 0;
+    if (v[5] < 0 && v[5] != INT32_MIN) v[5] = -v[5];
+    for (i = 0; i < 7; i++)
+        if (v[i] <= 0 || v[i] > LLAMA_MAX_HEADER_VALUE) return LLAMA_ERR_HEADER;
+    m->c.dim = v[0], m->c.hidden_dim = v[1], m->c.n_layers = v[2], m->c.n_heads = v[3];
+    m->c.n_kv_heads = v[4], m->c.vocab_size = v[5], m->c.seq_len = v[6];
+    /* RoPE needs an even head size; GQA needs kv heads to divide the heads. */
+    if (v[0] % v[3] != 0 || (v[0] / v[3]) % 2 != 0 || v[4] > v[3] || v[3] % v[4] != 0) return LLAMA_ERR_HEADER;
+    m->head_size = (size_t)(v[0] / v[3]);
+    m->kv_dim = m->head_size * (size_t)v[4];
+    total = llama__tensor_sizes(&m->c, m->shared, sz);
+    if (total == 0 || !llama__mul(total, 4, &bytes) || !llama__add(bytes, 28, &bytes)) return LLAMA_ERR_HEADER;
+    if (file_bytes < bytes) return LLAMA_ERR_TRUNCATED;
+    if (file_bytes > bytes) return LLAMA_ERR_FORMAT;
+    m->n_floats = total;
+    return LLAMA_OK;
+}
+
+/* Decode the little-endian payload in place and check it is finite. */
+LLAMA_API llama_status llama__finish_load(llama_model *m, llama_model *out) {
+    size_t i;
+    for (i = 0; i < m->n_floats; i++) {
+        unsigned char b[4];
+        memcpy(b, &m->data[i], 4);
+        m->data[i] = llama__f32(b);
+        if (!(fabsf(m->data[i]) <= FLT_MAX)) {
+            free(m->data);
+            return LLAMA_ERR_NONFINITE;
+        }
+    }
+    llama__map(m);
+    *out = *m;
+    return LLAMA_OK;
+}
+
+LLAMA_API llama_status llama_load_mem(const void *buffer, size_t bytes, llama_model *out) {
+    const unsigned char *b = (const unsigned char *)buffer;
+    llama_model m;
+    llama_status st;
+    if (!buffer || !out) return LLAMA_ERR_ARG;
+    if ((st = llama__header(b, bytes, bytes, &m)) != LLAMA_OK) return st;
+    m.data = (float *)malloc(m.n_floats * sizeof(float));
+    if (!m.data) return LLAMA_ERR_NOMEM;
+    memcpy(m.data, b + 28, m.n_floats * sizeof(float));
+    return llama__finish_load(&m, out);
+}
+
+LLAMA_API llama_status llama_load(const char *path, llama_model *out) {
+    unsigned char h[28];
+    size_t got;
+    long len;
+    llama_model m;
+    llama_status st;
+    FILE *f;
+    if (!path || !out) return LLAMA_ERR_ARG;
+    if (!(f = fopen(path, "rb"))) return LLAMA_ERR_IO;
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return LLAMA_ERR_IO;
+    }
+    got = fread(h, 1, sizeof h, f);
+    /* The header is checked against the file size before anything is allocated. */
+    if ((st = llama__header(h, got, (size_t)len, &m)) != LLAMA_OK) {
+        fclose(f);
+        return st;
+    }
+    m.data = (float *)malloc(m.n_floats * sizeof(float));
+    if (!m.data) st = LLAMA_ERR_NOMEM;
+    else if (fread(m.data, sizeof(float), m.n_floats, f) != m.n_floats) st = LLAMA_ERR_IO;
+    fclose(f);
+    if (st != LLAMA_OK) {
+        free(m.data);
+        return st;
+    }
+    return llama__finish_load(&m, out);
+}
+
+LLAMA_API void llama_free(llama_model *m) {
+    if (m) {
+        free(m->data);
+        memset(m, 0, sizeof *m);
+    }
+}
+
+/* A deep copy (for the outlier variant). */
+LLAMA_API llama_status llama_copy(const llama_model *m, llama_model *out) {
+    llama_model c = *m;
+    if (!(c.data = (float *)malloc(m->n_floats * sizeof(float)))) return LLAMA_ERR_NOMEM;
+    memcpy(c.data, m->data, m->n_floats * sizeof(float));
+    llama__map(&c);
+    *out = c;
+    return LLAMA_OK;
+}
+
+/* Layer l's linear `which`: W[N][K]. */
+LLAMA_API const float *llama__weight(const llama_model *m, int l, int which, size_t *N, size_t *K) {
+    size_t D = (size_t)m->c.dim, H = (size_t)m->c.hidden_dim, kv = m->kv_dim, L = (size_t)l;
+    switch (which) {
+    case LLAMA_WQ: *N = D, *K = D; return m->wq + L * D * D;
+    case LLAMA_WK: *N = kv, *K = D; return m->wk + L * kv * D;
+    case LLAMA_WV: *N = kv, *K = D; return m->wv + L * kv * D;
+    case LLAMA_WO: *N = D, *K = D; return m->wo + L * D * D;
+    case LLAMA_W1: *N = H, *K = D; return m->w1 + L * H * D;
+    case LLAMA_W2: *N = D, *K = H; return m->w2 + L * D * H;
+    default: *N = H, *K = D; return m->w3 + L * H * D;
+    }
+}
+
+/* >>forward ---------------------------------------------------------------- */
+
+/* A model quantized by one method: every linear a w4a8_layer. */
+typedef struct llama_qmodel {
+    int n_layers;
+    float *rms_att, *rms_ffn, *rms_final; /* gammas with the equalizations folded in */
+    w4a8_layer **lin;                     /* [n_layers][LLAMA_LINEARS] */
+    w4a8_layer *cls;                      /* NULL: the classifier stays FP32 */
+    w4a8_report *rep;                     /* [n_layers][LLAMA_INPUTS_PER_LAYER], then the classifier's */
+    double seconds;                       /* wall time to quantize */
+} llama_qmodel;
+
+typedef int (*llama_hook)(void *user, const char *name, int layer, llama_input which, const float *X, size_t T,
+                           size_t K);
+
+/* Scratch for up to max_T tokens per call and a KV cache of max_pos positions. */
+typedef struct llama_state {
+    size_t max_T, max_pos;
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *att;
+    float *kcache, *vcache; /* [n_layers][max_pos][kv_dim] */
+    float *rope;            /* [max_pos][head_size / 2][cos, sin] */
+    void *ws;               /* w4a8 workspace, grown on demand */
+    size_t ws_bytes;
+} llama_state;
+
+LLAMA_API void llama_state_free(llama_state *s) {
+    if (!s) return;
+    free(s->x), free(s->xb), free(s->xb2), free(s->q), free(s->k), free(s->v);
+    free(s->hb), free(s->hb2), free(s->att), free(s->kcache), free(s->vcache), free(s->rope), free(s->ws);
+    free(s);
+}
+
+LLAMA_API float *llama__floats(size_t a, size_t b) {
+    size_t n;
+    return llama__mul(a, b, &n) && n <= (size_t)-1 / sizeof(float) ? (float *)malloc((n ? n : 1) * sizeof(float))
+                                                                      : NULL;
+}
+
+LLAMA_API llama_status llama_state_create(const llama_model *m, size_t max_T, size_t max_pos, llama_state **out) {
+    size_t D, H, kv, hs, p, i, Lp;
+    llama_state *s;
+    if (!m || !out || max_T == 0 || max_T > max_pos || max_pos > (size_t)m->c.seq_len) return LLAMA_ERR_ARG;
+    D = (size_t)m->c.dim, H = (size_t)m->c.hidden_dim, kv = m->kv_dim, hs = m->head_size;
+    if (!(s = (llama_state *)calloc(1, sizeof *s))) return LLAMA_ERR_NOMEM;
+    s->max_T = max_T, s->max_pos = max_pos;
+    s->x = llama__floats(max_T, D), s->xb = llama__floats(max_T, D), s->xb2 = llama__floats(max_T, D);
+    s->q = llama__floats(max_T, D), s->k = llama__floats(max_T, kv), s->v = llama__floats(max_T, kv);
+    s->hb = llama__floats(max_T, H), s->hb2 = llama__floats(max_T, H), s->att = llama__floats(max_pos, 1);
+    s->rope = llama__floats(max_pos, hs);
+    if (llama__mul((size_t)m->c.n_layers, max_pos, &Lp)) {
+        s->kcache = llama__floats(Lp, kv);
+        s->vcache = llama__floats(Lp, kv);
+    }
+    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 || !s->att || !s->rope ||
+        !s->kcache || !s->vcache) {
+        llama_state_free(s);
+        return LLAMA_ERR_NOMEM;
+    }
+    for (p = 0; p < max_pos; p++)
+        for (i = 0; i < hs / 2; i++) {
+            double angle = (double)p * pow(10000.0, -(double)(2 * i) / (double)hs);
+            s->rope[p * hs + 2 * i] = (float)cos(angle);
+            s->rope[p * hs + 2 * i + 1] = (float)sin(angle);
+        }
+    *out = s;
+    return LLAMA_OK;
+}
+
+/* A dot product in a fixed order (8 running sums): the same bits for a
+   token whether it comes alone or in a batch, on any thread. */
+LLAMA_API float llama__dot(const float *a, const float *b, size_t n) {
+    float s[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    size_t k, j;
+    for (k = 0; k + 8 <= n; k += 8)
+        for (j = 0; j < 8; j++) s[j] += a[k + j] * b[k + j];
+    for (j = 0; k < n; k++, j++) s[j] += a[k] * b[k];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* Y[T][N] = X[T][K] W^T in FP32. */
+LLAMA_API void llama__matmul(float *Y, const float *X, const float *W, size_t T, size_t N, size_t K) {
+    ptrdiff_t i;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (T * N * K > 100000)
+#endif
+    for (i = 0; i < (ptrdiff_t)(T * N); i++) Y[i] = llama__dot(X + (size_t)i / N * K, W + (size_t)i % N * K, K);
+}
+
+LLAMA_API void llama__rmsnorm(float *out, const float *x, const float *gamma, size_t T, size_t D) {
+    size_t t, k;
+    for (t = 0; t < T; t++) {
+        double ss = 0.0;
+        float r;
+        for (k = 0; k < D; k++) ss += (double)x[t * D + k] * x[t * D + k];
+        r = (float)(1.0 / sqrt(ss / (double)D + 1e-5));
+        for (k = 0; k < D; k++) out[t * D + k] = gamma[k] * (r * x[t * D + k]);
+    }
+}
+
+/* Rotate adjacent pairs (i, i+1) of every head of T rows of `width`. */
+LLAMA_API void llama__rope(float *x, size_t T, size_t width, size_t hs, const float *rope, size_t pos0) {
+    size_t t, i;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < width; i += 2) {
+            const float *cs = rope + (pos0 + t) * hs + (i % hs);
+            float a = x[t * width + i], b = x[t * width + i + 1];
+            x[t * width + i] = a * cs[0] - b * cs[1];
+            x[t * width + i + 1] = a * cs[1] + b * cs[0];
+        }
+}
+
+LLAMA_API w4a8_status llama__qforward(const w4a8_layer *L, const float *X, size_t T, float *Y, llama_state *s) {
+    size_t need;
+    w4a8_status st = w4a8_layer_workspace_size(L, T, &need);
+    if (st != W4A8_OK) return st;
+    if (need > s->ws_bytes) {
+        free(s->ws);
+        s->ws_bytes = 0;
+        if (!(s->ws = malloc(need))) return W4A8_ERR_NOMEM;
+        s->ws_bytes = need;
+    }
+    return w4a8_layer_forward(L, X, T, Y, s->ws, s->ws_bytes);
+}
+
+/* Layer l's linear `which` on X[T][K]: FP32, or its w4a8_layer. */
+LLAMA_API llama_status llama_linear(const llama_model *m, const llama_qmodel *q, llama_state *s, int l, int which,
+                                       const float *X, size_t T, float *Y) {
+    size_t N, K;
+    const float *W = llama__weight(m, l, which, &N, &K);
+    if (q) return llama__qforward(q->lin[l * LLAMA_LINEARS + which], X, T, Y, s) == W4A8_OK ? LLAMA_OK
+                                                                                             : LLAMA_ERR_W4A8;
+    llama__matmul(Y, X, W, T, N, K);
+    return LLAMA_OK;
+}
+
+LLAMA_API int llama__call_hook(llama_hook hook, void *user, int layer, llama_input which, const float *X, size_t T,
+                                 size_t K) {
+    static const char *const names[] = { "qkv", "wo", "w13", "w2" };
+    char name[32];
+    if (!hook) return 0;
+    if (which == LLAMA_IN_CLS) snprintf(name, sizeof name, "cls");
+    else snprintf(name, sizeof name, "L%d.%s", layer, names[which]);
+    return hook(user, name, layer, which, X, T, K);
+}
+
+/* Causal attention of T queries at positions pos0.. over the cached keys. */
+LLAMA_API void llama__attention(const llama_model *m, llama_state *s, int l, size_t T, size_t pos0) {
+    size_t hs = m->head_size, kv = m->kv_dim, D = (size_t)m->c.dim, nh = (size_t)m->c.n_heads;
+    size_t group = nh / (size_t)m->c.n_kv_heads, t, h, p, i;
+    const float *kc = s->kcache + (size_t)l * s->max_pos * kv, *vc = s->vcache + (size_t)l * s->max_pos * kv;
+    float inv = (float)(1.0 / sqrt((double)hs));
+    for (t = 0; t < T; t++)
+        for (h = 0; h < nh; h++) {
+            const float *q = s->q + t * D + h * hs;
+            float *out = s->xb + t * D + h * hs, mx = -FLT_MAX, sum = 0.0f;
+            size_t off = h / group * hs, last = pos0 + t;
+            for (p = 0; p <= last; p++) {
+                s->att[p] = llama__dot(q, kc + p * kv + off, hs) * inv;
+                if (s->att[p] > mx) mx = s->att[p];
+            }
+            for (p = 0; p <= last; p++) sum += s->att[p] = expf(s->att[p] - mx);
+            for (i = 0; i < hs; i++) out[i] = 0.0f;
+            for (p = 0; p <= last; p++) {
+                float a = s->att[p] / sum;
+                for (i = 0; i < hs; i++) out[i] += a * vc[p * kv + off + i];
+            }
+        }
+}
+
+/* tokens[0..T) at positions pos0..pos0+T-1; logits[T][vocab] or NULL. With
+   q, the W4A8 model (its folded gammas, its layers); else FP32. */
+LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q, llama_state *s, const int *tokens,
+                                        size_t T, size_t pos0, float *logits, llama_hook hook, void *user) {
+    size_t D, H, kv, t, i;
+    const float *g_att, *g_ffn, *g_final;
+    llama_status st = LLAMA_OK;
+    int l;
+    if (!m || !s || !tokens) return LLAMA_ERR_ARG;
+    if (T == 0 || T > s->max_T || pos0 > s->max_pos - T) return LLAMA_ERR_TOKEN;
+    D = (size_t)m->c.dim, H = (size_t)m->c.hidden_dim, kv = m->kv_dim;
+    g_att = q ? q->rms_att : m->rms_att, g_ffn = q ? q->rms_ffn : m->rms_ffn, g_final = q ? q->rms_final : m->rms_final;
+    for (t = 0; t < T; t++) {
+        if (tokens[t] < 0 || tokens[t] >= m->c.vocab_size) return LLAMA_ERR_TOKEN;
+        memcpy(s->x + t * D, m->emb + (size_t)tokens[t] * D, D * sizeof(float));
+    }
+    for (l = 0; l < m->c.n_layers && st == LLAMA_OK; l++) {
+        float *kc = s->kcache + ((size_t)l * s->max_pos + pos0) * kv, *vc = s->vcache + ((size_t)l * s->max_pos + pos0) * kv;
+        llama__rmsnorm(s->xb, s->x, g_att + (size_t)l * D, T, D);
+        if (llama__call_hook(hook, user, l, LLAMA_IN_QKV, s->xb, T, D)) return LLAMA_ERR_HOOK;
+        if ((st = llama_linear(m, q, s, l, LLAMA_WQ, s->xb, T, s->q)) != LLAMA_OK ||
+            (st = llama_linear(m, q, s, l, LLAMA_WK, s->xb, T, s->k)) != LLAMA_OK ||
+            (st = llama_linear(m, q, s, l, LLAMA_WV, s->xb, T, s->v)) != LLAMA_OK)
+            break;
+        llama__rope(s->q, T, D, m->head_size, s->rope, pos0);
+        llama__rope(s->k, T, kv, m->head_size, s->rope, pos0);
+        memcpy(kc, s->k, T * kv * sizeof(float));
+        memcpy(vc, s->v, T * kv * sizeof(float));
+        llama__attention(m, s, l, T, pos0);
+        if (llama__call_hook(hook, user, l, LLAMA_IN_WO, s->xb, T, D)) return LLAMA_ERR_HOOK;
+        if ((st = llama_linear(m, q, s, l, LLAMA_WO, s->xb, T, s->xb2)) != LLAMA_OK) break;
+        for (i = 0; i < T * D; i++) s->x[i] += s->xb2[i];
+        llama__rmsnorm(s->xb, s->x, g_ffn + (size_t)l * D, T, D);
+        if (llama__call_hook(hook, user, l, LLAMA_IN_W13, s->xb, T, D)) return LLAMA_ERR_HOOK;
+        if ((st = llama_linear(m, q, s, l, LLAMA_W1, s->xb, T, s->hb)) != LLAMA_OK ||
+            (st = llama_linear(m, q, s, l, LLAMA_W3, s->xb, T, s->hb2)) != LLAMA_OK)
+            break;
+        for (i = 0; i < T * H; i++) s->hb[i] = s->hb[i] / (1.0f + expf(-s->hb[i])) * s->hb2[i];
+        if (llama__call_hook(hook, user, l, LLAMA_IN_W2, s->hb, T, H)) return LLAMA_ERR_HOOK;
+        if ((st = llama_linear(m, q, s, l, LLAMA_W2, s->hb, T, s->xb)) != LLAMA_OK) break;
+        for (i = 0; i < T * D; i++) s->x[i] += s->xb[i];
+    }
+    if (st != LLAMA_OK) return st;
+    llama__rmsnorm(s->xb, s->x, g_final, T, D);
+    if (llama__call_hook(hook, user, -1, LLAMA_IN_CLS, s->xb, T, D)) return LLAMA_ERR_HOOK;
+    if (!logits) return LLAMA_OK;
+    if (q && q->cls) return llama__qforward(q->cls, s->xb, T, logits, s) == W4A8_OK ? LLAMA_OK : LLAMA_ERR_W4A8;
+    llama__matmul(logits, s->xb, m->wcls, T, (size_t)m->c.vocab_size, D);
+    return LLAMA_OK;
+}
+
+/* >>outliers --------------------------------------------------------------- */
+
+/* The outlier variant: gamma[c] *= f and the matching input columns /= f
+   for 3 channels of every rms_att (q/k/v columns) and rms_ffn (w1/w3). */
+LLAMA_API llama_status llama_inject_outliers(const llama_model *m, llama_model *out) {
+    static const float factors[3] = { 50.0f, 100.0f, 200.0f };
+    size_t D = (size_t)m->c.dim, L = (size_t)m->c.n_layers, l, i, n, N, K;
+    llama_model v;
+    llama_status st;
+    if (D < 3) return LLAMA_ERR_ARG;
+    if ((st = llama_copy(m, &v)) != LLAMA_OK) return st;
+    for (l = 0; l < L; l++)
+        for (i = 0; i < 3; i++) {
+            size_t c = (5 + 13 * l + i * (D / 3)) % D;
+            float f = factors[i];
+            int which;
+            v.rms_att[l * D + c] *= f;
+            v.rms_ffn[l * D + c] *= f;
+            for (which = LLAMA_WQ; which <= LLAMA_W3; which++) {
+                float *W;
+                if (which == LLAMA_WO || which == LLAMA_W2) continue;
+                W = (float *)llama__weight(&v, (int)l, which, &N, &K);
+                for (n = 0; n < N; n++) W[n * K + c] /= f;
+            }
+        }
+    *out = v;
+    return LLAMA_OK;
+}
+
+#endif /* LLAMA_MODEL_H */

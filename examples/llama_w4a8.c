@@ -1,0 +1,612 @@
+/* llama_w4a8.c - W4A8 inference of LLaMA-family checkpoints, and the per-method accuracy table
+
+   Loads a llama2.c checkpoint (legacy format) and its tokenizer, quantizes
+   every linear layer (wq wk wv wo w1 w2 w3, the classifier with a flag) with
+   each w4a8 method, and measures each quantized model against FP32 on a text:
+   perplexity, mean KL divergence from FP32's next-token distribution, and
+   top-1 agreement with FP32.
+
+       cc -std=c99 -O2 -fopenmp examples/llama_w4a8.c -lm -o llama_w4a8
+       ./llama_w4a8 --model stories260K.bin --tokenizer tok512.bin \
+                     --text tinystories_valid_first1000.txt --windows 50
+
+   --help lists every option. The exit status is 0 only when everything asked
+   for ran.
+
+THE PROTOCOL
+   The text is split into stories on the line "<|endoftext|>"; each story is
+   stripped of surrounding whitespace, encoded like llama2.c's encode (dummy
+   prefix space, no BOS/EOS) and given a BOS (id 1). The stories form one
+   token stream, cut into consecutive windows of 257 tokens (the tail is
+   dropped). In each window tokens 0..255 are fed with a fresh KV cache and
+   the predictions of tokens 1..256 are scored. PPL = exp(mean NLL). KL is
+   mean over scored tokens of sum_v p_fp32(v) log(p_fp32(v) / p_w4a8(v)).
+   A window runs as one batch of 256 tokens through every linear with causal
+   attention: the same arithmetic, token by token, as feeding the tokens one
+   at a time with a KV cache (a test checks the bits), but the W4A8 GEMM runs
+   with M = 256.
+
+   Calibration never sees evaluation text. Default: 128 sequences of 256
+   tokens sampled (temperature 1, fixed seed) from the FP32 model, each
+   starting at BOS. Or a text file (WikiText-2 raw, or any text): paragraphs
+   (split on blank lines) get a BOS each, and 128 windows of 256 tokens are
+   taken evenly spread over the stream.
+
+   Character-level tokenizers without byte fallback (tok105.bin): a code point
+   that is not in the vocabulary becomes <unk> (id 0), one per code point;
+   "\n" is such a character, so paragraph breaks are <unk> <unk>, and those
+   predictions are scored like any other. (This reproduces the reference
+   PPL 2.0883 of babyllama on 50 windows.) Byte fallback (<0xXX> at ids
+   3..258) is used only when the vocabulary has those pieces.
+
+EQUALIZATION, FOLDED
+   q/k/v share one input and one equalization s, as do w1/w3. A method that
+   equalizes divides X by s; this program folds 1/s into the RMSNorm gamma in
+   front (rms_att for q/k/v, rms_ffn for w1/w3, rms_final for the classifier),
+   and w2's 1/s into the rows of w3, since w2(silu(w1 x) * (w3 x) / s) is
+   exact. That is why w2 is quantized before w1/w3. Nothing can absorb wo's
+   s (softmax(q k) v sits in front), so wo divides at run time.
+
+THE OUTLIER VARIANT
+   Large LLMs have a few RMSNorm output channels 100x the rest; these tiny
+   models do not. The variant multiplies 3 gamma entries of every rms_att and
+   rms_ffn by 50, 100 and 200 and divides the matching input columns of
+   wq/wk/wv (or w1/w3) by the same factor. In exact arithmetic it is the same
+   function (the program checks its FP32 PPL against the original's), but
+   per-tensor activation scales now have outliers to cope with.
+
+   The model code lives in examples/llama/ (llama.h lists it); this file is
+   the command line.
+*/
+#define W4A8_IMPLEMENTATION
+#include "llama/llama.h"
+
+
+static const char usage[] =
+    "usage: llama_w4a8 --model FILE --tokenizer FILE --text FILE [options]\n"
+    "\n"
+    "Quantizes every linear layer of a llama2.c checkpoint with each w4a8 method and\n"
+    "prints PPL, KL from FP32 and top-1 agreement with FP32 on the text, per method.\n"
+    "\n"
+    "  --model FILE        llama2.c checkpoint, legacy format (stories260K.bin, ...)\n"
+    "  --tokenizer FILE    llama2.c tokenizer.bin matching the model's vocabulary\n"
+    "  --text FILE         evaluation text, stories separated by lines <|endoftext|>\n"
+    "  --windows N         evaluate the first N windows of 257 tokens (default: all)\n"
+    "  --methods LIST      comma list of rtn, smoothquant, awq, gptq, fptq, auto, and\n"
+    "                      X+gptq (GPTQ as X's weight step), each optionally with\n"
+    "                      :token or :tensor for its activation mode (not fptq)\n"
+    "                      (default: rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq;\n"
+    "                      with the default, methods this build lacks are skipped)\n"
+    "  --group LIST        weight group sizes, comma list (default 32)\n"
+    "  --act MODE          token, tensor or both: activation modes for methods\n"
+    "                      without a suffix (default both); fptq chooses each\n"
+    "                      layer's mode itself and gets one row\n"
+    "  --fptq-bounds L,H   FPTQ's layer-wise bounds on max|x| (default 15,150):\n"
+    "                      below L per-tensor static, then LAE + static, from H per token\n"
+    "  --calib SRC         generated (default): sequences sampled from the FP32 model\n"
+    "                      from BOS; or a text FILE (e.g. wikitext2_test_raw.txt)\n"
+    "  --calib-seqs N      calibration sequences of 256 tokens (default 128)\n"
+    "  --seed N            seed of the generated calibration (default 1)\n"
+    "  --variants LIST     original, outliers or both (default original,outliers)\n"
+    "  --quantize-classifier  make the classifier a w4a8 layer too\n"
+    "  --sample N          tokens of greedy text from FP32 and from the W4A8 model with\n"
+    "                      the lowest KL (default 48; 0: none)\n"
+    "  --table OUT.md      also write the tables as Markdown\n"
+    "  --threads N         OpenMP threads (default: all)\n"
+    "  --help              this text\n";
+
+static const char *const method_names[W4A8_METHOD_COUNT] = { "rtn", "smoothquant", "awq", "gptq", "fptq", "auto" };
+
+typedef struct options {
+    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants;
+    size_t windows, calib_seqs, sample;
+    float fptq_low, fptq_high;
+    uint64_t seed;
+    int act_token, act_tensor, quantize_cls, threads, methods_given;
+} options;
+
+static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
+    char *end;
+    unsigned long long v;
+    if (!s || *s < '0' || *s > '9') return 0;
+    v = strtoull(s, &end, 10);
+    if (*end || v < lo || v > hi) return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
+/* "LOW,HIGH" with 0 <= LOW <= HIGH, both finite. */
+static int parse_bounds(const char *s, float *low, float *high) {
+    char *end;
+    double a, b;
+    if (!s) return 0;
+    a = strtod(s, &end);
+    if (*end != ',') return 0;
+    b = strtod(end + 1, &end);
+    if (*end || !(a >= 0 && a <= b && b <= 3e38)) return 0;
+    *low = (float)a, *high = (float)b;
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, options *o) {
+    int i;
+    memset(o, 0, sizeof *o);
+    o->calib = "generated";
+    o->methods = "rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq";
+    o->groups = "32";
+    o->variants = "original,outliers";
+    o->calib_seqs = 128, o->sample = 48, o->seed = 1;
+    o->fptq_low = 15.0f, o->fptq_high = 150.0f;
+    o->act_token = o->act_tensor = 1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        size_t n;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 2;
+        if (!strcmp(a, "--quantize-classifier")) {
+            o->quantize_cls = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "llama_w4a8: %s needs a value (see --help)\n", a);
+            return 0;
+        }
+        i++;
+        if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(a, "--text")) o->text = v;
+        else if (!strcmp(a, "--calib")) o->calib = v;
+        else if (!strcmp(a, "--table")) o->table = v;
+        else if (!strcmp(a, "--methods")) o->methods = v, o->methods_given = 1;
+        else if (!strcmp(a, "--group")) o->groups = v;
+        else if (!strcmp(a, "--variants")) o->variants = v;
+        else if (!strcmp(a, "--windows") && parse_size(v, 1, (size_t)-1, &o->windows)) {}
+        else if (!strcmp(a, "--calib-seqs") && parse_size(v, 1, 1 << 20, &o->calib_seqs)) {}
+        else if (!strcmp(a, "--sample") && parse_size(v, 0, 1 << 20, &o->sample)) {}
+        else if (!strcmp(a, "--seed") && parse_size(v, 0, (size_t)-1, &n)) o->seed = (uint64_t)n;
+        else if (!strcmp(a, "--threads") && parse_size(v, 1, 4096, &n)) o->threads = (int)n;
+        else if (!strcmp(a, "--fptq-bounds") && parse_bounds(v, &o->fptq_low, &o->fptq_high)) {}
+        else if (!strcmp(a, "--act") && (!strcmp(v, "token") || !strcmp(v, "tensor") || !strcmp(v, "both"))) {
+            o->act_token = strcmp(v, "tensor") != 0;
+            o->act_tensor = strcmp(v, "token") != 0;
+        } else {
+            fprintf(stderr, "llama_w4a8: bad option or value: %s %s (see --help)\n", a, v);
+            return 0;
+        }
+    }
+    if (!o->model || !o->tokenizer || !o->text) {
+        fprintf(stderr, "llama_w4a8: --model, --tokenizer and --text are required (see --help)\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* Next comma-separated item of *list into buf; 0 at the end. */
+static int next_item(const char **list, char *buf, size_t cap) {
+    const char *s = *list, *e;
+    size_t n;
+    if (!*s) return 0;
+    e = strchr(s, ',');
+    n = e ? (size_t)(e - s) : strlen(s);
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    *list = e ? e + 1 : s + strlen(s);
+    return 1;
+}
+
+/* "awq+gptq:tensor" -> spec(s); returns how many (1 or 2), 0 if bad. */
+static int parse_method(const char *item, const options *o, size_t group, llama_spec out[2]) {
+    char name[64];
+    const char *colon = strchr(item, ':'), *plus;
+    size_t n = colon ? (size_t)(colon - item) : strlen(item), len;
+    int m, count = 0;
+    llama_spec s;
+    if (n >= sizeof name) return 0;
+    memcpy(name, item, n);
+    name[n] = '\0';
+    memset(&s, 0, sizeof s);
+    s.group = group;
+    s.fptq_low = o->fptq_low, s.fptq_high = o->fptq_high;
+    plus = strchr(name, '+');
+    if (plus) {
+        if (strcmp(plus, "+gptq") != 0) return 0;
+        s.gptq_weights = 1;
+    }
+    len = plus ? (size_t)(plus - name) : strlen(name);
+    for (m = 0; m < W4A8_METHOD_COUNT; m++)
+        if (strlen(method_names[m]) == len && !strncmp(name, method_names[m], len)) break;
+    if (m == W4A8_METHOD_COUNT || (s.gptq_weights && m == W4A8_METHOD_GPTQ)) return 0;
+    s.method = (w4a8_method)m;
+    if (colon && strcmp(colon, ":token") && strcmp(colon, ":tensor")) return 0;
+    /* FPTQ picks each layer's activation mode itself: one row, not two equal ones. */
+    if (s.method == W4A8_METHOD_FPTQ) {
+        s.act_mode = W4A8_ACT_PER_TOKEN;
+        out[0] = s;
+        return 1;
+    }
+    if (colon ? !strcmp(colon, ":token") : o->act_token) {
+        s.act_mode = W4A8_ACT_PER_TOKEN;
+        out[count++] = s;
+    }
+    if (colon ? !strcmp(colon, ":tensor") : o->act_tensor) {
+        s.act_mode = W4A8_ACT_PER_TENSOR;
+        out[count++] = s;
+    }
+    return count;
+}
+
+/* "+gptq" when GPTQ did the weight step of another method. */
+static const char *gptq_suffix(w4a8_method m, int gptq_weights) {
+    return gptq_weights && m != W4A8_METHOD_GPTQ ? "+gptq" : "";
+}
+
+static void spec_name(const llama_spec *s, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s", method_names[s->method], gptq_suffix(s->method, s->gptq_weights));
+}
+
+static const char *spec_act(const llama_spec *s) {
+    if (s->method == W4A8_METHOD_FPTQ) return "layer-wise";
+    return s->act_mode == W4A8_ACT_PER_TOKEN ? "token" : "tensor";
+}
+
+/* "token", "tensor", or "mixed (k/L tensor)" over the layers of one class. */
+static void act_summary(const llama_qmodel *q, int cls, char *buf, size_t cap) {
+    int l, tensor = 0;
+    for (l = 0; l < q->n_layers; l++) tensor += q->rep[l * LLAMA_INPUTS_PER_LAYER + cls].act_mode == W4A8_ACT_PER_TENSOR;
+    if (tensor == 0) snprintf(buf, cap, "token");
+    else if (tensor == q->n_layers) snprintf(buf, cap, "tensor");
+    else snprintf(buf, cap, "mixed %d/%d tensor", tensor, q->n_layers);
+}
+
+/* Each row is printed and, when md is open, written to it. */
+static void emit(FILE *md, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    if (md) {
+        va_start(ap, fmt);
+        vfprintf(md, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* Greedy text from BOS, n tokens at most, stopping at BOS. */
+static llama_status print_greedy(FILE *md, const char *label, const llama_model *m, const llama_qmodel *q,
+                                  const llama_tokenizer *tok, size_t n) {
+    llama_state *s = NULL;
+    float *logits = llama__floats((size_t)m->c.vocab_size, 1);
+    size_t len = n + 1 < (size_t)m->c.seq_len ? n + 1 : (size_t)m->c.seq_len, p;
+    int cur = LLAMA_BOS, next;
+    llama_status st = logits ? llama_state_create(m, 1, len, &s) : LLAMA_ERR_NOMEM;
+    emit(md, "\n%s: \"", label);
+    for (p = 0; p + 1 < len && st == LLAMA_OK; p++) {
+        char buf[2];
+        const char *piece, *c;
+        if ((st = llama_forward(m, q, s, &cur, 1, p, logits, NULL, NULL)) != LLAMA_OK) break;
+        next = llama__argmax(logits, (size_t)m->c.vocab_size);
+        if (next == LLAMA_BOS) break;
+        piece = llama_decode(tok, cur, next, buf);
+        for (c = piece; *c; c++) /* newlines shown as spaces: one line per sample */
+            emit(md, "%c", *c == '\n' || *c == '\r' ? ' ' : ((unsigned char)*c < 32 ? '?' : *c));
+        cur = next;
+    }
+    emit(md, "\"\n");
+    llama_state_free(s);
+    free(logits);
+    return st;
+}
+
+typedef struct row {
+    llama_spec spec;
+    llama_qmodel *q;
+    w4a8_status st;
+} row;
+
+/* Calibrate, quantize with every spec, evaluate, print one table. */
+static int run_variant(const options *o, const char *tag, const char *title, const llama_model *orig,
+                       const llama_model *m, const llama_tokenizer *tok, const int *stream, size_t n_windows,
+                       const int *calib, size_t n_calib, const char *calib_desc, const llama_spec *specs,
+                       size_t n_specs, FILE *md) {
+    llama_calibs cs;
+    llama_entry *e = (llama_entry *)calloc(n_specs + 2, sizeof *e);
+    llama_metrics *mt = (llama_metrics *)calloc(n_specs + 2, sizeof *mt);
+    row *rows = (row *)calloc(n_specs + 1, sizeof *rows);
+    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0;
+    int failed = 0, has_orig = orig != m;
+    double t0 = llama__now(), fp32_ppl;
+    char skipped[512] = "";
+    w4a8_status wst;
+    llama_status st;
+    if (!e || !mt || !rows) {
+        free(e), free(mt), free(rows);
+        fprintf(stderr, "llama_w4a8: out of memory\n");
+        return 1;
+    }
+    printf("\n[%s] calibrating on %s ...\n", tag, calib_desc);
+    fflush(stdout);
+    if ((st = llama_calibrate(m, calib, n_calib, LLAMA_WINDOW - 1, &cs, &wst)) != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: calibration: %s%s%s\n", llama_status_str(st), wst ? ": " : "",
+                wst ? w4a8_status_str(wst) : "");
+        free(e), free(mt), free(rows);
+        return 1;
+    }
+    printf("[%s] calibrated in %.1f s\n", tag, llama__now() - t0);
+    for (i = 0; i < n_specs; i++) {
+        char name[32];
+        const char *act = spec_act(&specs[i]);
+        row *r = &rows[n_rows];
+        r->spec = specs[i];
+        spec_name(&specs[i], name, sizeof name);
+        st = llama_quantize(m, &cs, &specs[i], o->quantize_cls, NULL, &r->q, &r->st);
+        if (st == LLAMA_ERR_W4A8 && r->st == W4A8_ERR_UNSUPPORTED && !o->methods_given) {
+            size_t len = strlen(skipped);
+            if (len + strlen(name) + 32 < sizeof skipped && !strstr(skipped, name))
+                snprintf(skipped + len, sizeof skipped - len, "%s%s", n_skipped ? ", " : "", name);
+            n_skipped++;
+            continue;
+        }
+        if (st != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: [%s] %s g%zu %s: %s%s%s\n", tag, name, specs[i].group, act,
+                    llama_status_str(st), r->st ? ": " : "", r->st ? w4a8_status_str(r->st) : "");
+            failed = 1;
+            continue;
+        }
+        printf("[%s] quantized %s g%zu %s in %.2f s\n", tag, name, specs[i].group, act, r->q->seconds);
+        n_rows++;
+    }
+    if (n_skipped) printf("[%s] skipped, not supported by this build of w4a8.h: %s\n", tag, skipped);
+    llama_calibs_free(&cs);
+    e[n_e].m = m, n_e++;
+    if (has_orig) e[n_e].m = orig, n_e++;
+    for (i = 0; i < n_rows; i++) e[n_e].m = m, e[n_e].q = rows[i].q, n_e++;
+    printf("[%s] evaluating %zu models on %zu windows ...\n", tag, n_e, n_windows);
+    fflush(stdout);
+    t0 = llama__now();
+    if ((st = llama_evaluate(e, n_e, stream, n_windows, mt)) != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: evaluation: %s\n", llama_status_str(st));
+        failed = 1;
+    } else {
+        size_t first = has_orig ? 2 : 1;
+        printf("[%s] evaluated in %.1f s\n\n", tag, llama__now() - t0);
+        fp32_ppl = llama_ppl(&mt[0]);
+        emit(md, "### %s\n\n", title);
+        emit(md, "%zu windows, %zu scored tokens; calibration: %s; classifier %s; activation modes per layer "
+                 "class as the method chose (FPTQ bounds %g/%g).\n\n",
+             n_windows, mt[0].tokens, calib_desc, o->quantize_cls ? "W4A8 too" : "FP32", o->fptq_low,
+             o->fptq_high);
+        if (has_orig) {
+            double rel = fabs(fp32_ppl - llama_ppl(&mt[1])) / llama_ppl(&mt[1]);
+            emit(md, "FP32 check: variant PPL %.6f, original %.6f, relative difference %.1e (%s), KL %.1e.\n\n",
+                 fp32_ppl, llama_ppl(&mt[1]), rel, rel <= 1e-4 ? "same function" : "MISMATCH",
+                 mt[1].kl / (double)mt[1].tokens);
+            if (rel > 1e-4) failed = 1;
+        }
+        emit(md, "| method | group | act qkv | act wo | act w13 | act w2 | PPL | ΔPPL | KL | top-1 %% | quant s |\n");
+        emit(md, "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+        emit(md, "| fp32 | - | - | - | - | - | %.4f | - | - | - | - |\n", fp32_ppl);
+        for (i = 0; i < n_rows; i++) {
+            const llama_metrics *x = &mt[first + i];
+            char name[32], act[4][48];
+            int c;
+            double ppl = llama_ppl(x);
+            spec_name(&rows[i].spec, name, sizeof name);
+            for (c = 0; c < 4; c++) act_summary(rows[i].q, c, act[c], sizeof act[c]);
+            emit(md, "| %s | %zu | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |\n", name,
+                 rows[i].spec.group, act[0], act[1], act[2], act[3], ppl, ppl - fp32_ppl,
+                 100.0 * (ppl / fp32_ppl - 1.0), x->kl / (double)x->tokens, 100.0 * (double)x->top1 / (double)x->tokens,
+                 rows[i].q->seconds);
+            if (x->kl < mt[first + best].kl) best = i;
+        }
+        for (i = 0; i < n_rows; i++) {
+            const llama_qmodel *q = rows[i].q;
+            int l, c;
+            if (rows[i].spec.method != W4A8_METHOD_AUTO) continue;
+            emit(md, "\nauto (g%zu, %s) chose, per layer qkv/wo/w13/w2:", rows[i].spec.group,
+                 spec_act(&rows[i].spec));
+            for (l = 0; l < q->n_layers; l++)
+                for (c = 0; c < 4; c++) {
+                    const w4a8_report *rp = &q->rep[l * LLAMA_INPUTS_PER_LAYER + c];
+                    emit(md, "%s%s%s", c ? "/" : (l ? "; " : " "), method_names[rp->method],
+                         gptq_suffix(rp->method, rp->gptq_weights));
+                }
+            emit(md, "\n");
+        }
+        if (o->sample) {
+            char label[128];
+            if (print_greedy(md, "greedy FP32", m, NULL, tok, o->sample) != LLAMA_OK) failed = 1;
+            if (n_rows) {
+                char name[32];
+                spec_name(&rows[best].spec, name, sizeof name);
+                snprintf(label, sizeof label, "greedy W4A8 %s g%zu %s (lowest KL)", name, rows[best].spec.group,
+                         spec_act(&rows[best].spec));
+                if (print_greedy(md, label, m, rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
+            }
+        }
+        emit(md, "\n");
+    }
+    for (i = 0; i < n_rows; i++) llama_qmodel_free(rows[i].q);
+    free(e), free(mt), free(rows);
+    return failed;
+}
+
+/* Calibration tokens from a text: paragraphs (blank-line separated) get a
+   BOS each; n windows of len tokens spread evenly over the stream. */
+static llama_status calib_from_text(const llama_tokenizer *tok, const char *text, size_t bytes, size_t n,
+                                     size_t len, int *out, size_t *got) {
+    int *all = NULL;
+    size_t total = 0, cap = 0, pos = 0, i, stride;
+    llama_status st = LLAMA_OK;
+    while (pos < bytes && st == LLAMA_OK) {
+        const char *end = strstr(text + pos, "\n\n");
+        size_t stop = end ? (size_t)(end - text) : bytes;
+        st = llama__append_piece(tok, text, pos, stop, &all, &total, &cap);
+        pos = end ? stop + 2 : bytes;
+    }
+    if (st == LLAMA_OK) {
+        if (total / len < n) n = total / len;
+        stride = n ? total / n : 0;
+        for (i = 0; i < n; i++) memcpy(out + i * len, all + i * stride, len * sizeof(int));
+        *got = n;
+    }
+    free(all);
+    return st;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    llama_model model, outl;
+    llama_tokenizer tok;
+    llama_spec *specs = NULL;
+    char *text = NULL, *ctext = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
+    const char *list;
+    int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0;
+    size_t n_stream, n_windows, n_specs = 0, cap_specs, text_bytes, n_calib = 0, g;
+    size_t groups[16], n_groups = 0;
+    FILE *md = NULL;
+    llama_status st;
+    int pa = parse_args(argc, argv, &o);
+    if (pa == 2) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!pa) return 2;
+#ifdef _OPENMP
+    if (o.threads) omp_set_num_threads(o.threads);
+    omp_set_max_active_levels(1); /* windows in parallel; the layers inside run on one thread */
+#endif
+    for (list = o.variants; next_item(&list, item, sizeof item);) {
+        if (!strcmp(item, "original")) want_orig = 1;
+        else if (!strcmp(item, "outliers")) want_outl = 1;
+        else {
+            fprintf(stderr, "llama_w4a8: unknown variant '%s' (original, outliers)\n", item);
+            return 2;
+        }
+    }
+    for (list = o.groups; next_item(&list, item, sizeof item);)
+        if (n_groups == 16 || !parse_size(item, 1, W4A8_MAX_GROUP, &groups[n_groups++])) {
+            fprintf(stderr, "llama_w4a8: bad --group '%s'\n", o.groups);
+            return 2;
+        }
+    cap_specs = 2 * 64 * (n_groups ? n_groups : 1);
+    specs = (llama_spec *)malloc(cap_specs * sizeof *specs);
+    for (g = 0; specs && g < n_groups; g++)
+        for (list = o.methods; next_item(&list, item, sizeof item);) {
+            int k = n_specs + 2 <= cap_specs ? parse_method(item, &o, groups[g], specs + n_specs) : 0;
+            if (!k) {
+                fprintf(stderr, "llama_w4a8: bad method '%s' (see --help)\n", item);
+                free(specs);
+                return 2;
+            }
+            n_specs += (size_t)k;
+        }
+    if (!specs || !n_groups || (!want_orig && !want_outl)) {
+        fprintf(stderr, "llama_w4a8: nothing to do (check --group, --methods, --variants)\n");
+        free(specs);
+        return 2;
+    }
+
+    if ((st = llama_load(o.model, &model)) != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: %s: %s\n", o.model, llama_status_str(st));
+        free(specs);
+        return 1;
+    }
+    printf("model %s: dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d (%s classifier), seq_len %d\n",
+           o.model, model.c.dim, model.c.hidden_dim, model.c.n_layers, model.c.n_heads, model.c.n_kv_heads,
+           model.c.vocab_size, model.shared ? "shared" : "unshared", model.c.seq_len);
+    if ((st = llama_tokenizer_load(o.tokenizer, model.c.vocab_size, &tok)) != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: %s: %s\n", o.tokenizer, llama_status_str(st));
+        llama_free(&model);
+        free(specs);
+        return 1;
+    }
+    printf("tokenizer %s: %d pieces, %s\n", o.tokenizer, tok.vocab_size,
+           tok.byte_fallback ? "byte fallback" : "no byte fallback (unknown characters -> <unk>)");
+    st = llama__read_file(o.text, (size_t)1 << 30, &text, &text_bytes);
+    if (st == LLAMA_OK) st = llama_encode_stories(&tok, text, text_bytes, &stream, &n_stream);
+    free(text);
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: %s: %s\n", o.text, llama_status_str(st));
+        failed = 1;
+        goto done;
+    }
+    n_windows = n_stream / LLAMA_WINDOW;
+    if (o.windows && o.windows < n_windows) n_windows = o.windows;
+    printf("text %s: %zu tokens, %zu windows of %d used\n", o.text, n_stream, n_windows, LLAMA_WINDOW);
+    if (n_windows == 0 || (size_t)model.c.seq_len < LLAMA_WINDOW - 1) {
+        fprintf(stderr, "llama_w4a8: need at least one window of %d tokens and a context of %d\n", LLAMA_WINDOW,
+                LLAMA_WINDOW - 1);
+        failed = 1;
+        goto done;
+    }
+
+    calib = (int *)malloc(o.calib_seqs * (LLAMA_WINDOW - 1) * sizeof(int));
+    if (!calib) {
+        fprintf(stderr, "llama_w4a8: out of memory\n");
+        failed = 1;
+        goto done;
+    }
+    if (!strcmp(o.calib, "generated")) {
+        double t0 = llama__now();
+        st = llama_generate_calib(&model, o.calib_seqs, LLAMA_WINDOW - 1, o.seed, calib);
+        n_calib = o.calib_seqs;
+        snprintf(calib_desc, sizeof calib_desc, "%zu sequences x %d tokens sampled from the FP32 model from BOS (seed %llu)",
+                 n_calib, LLAMA_WINDOW - 1, (unsigned long long)o.seed);
+        printf("generated calibration tokens in %.1f s\n", llama__now() - t0);
+    } else {
+        st = llama__read_file(o.calib, (size_t)1 << 30, &ctext, &text_bytes);
+        if (st == LLAMA_OK)
+            st = calib_from_text(&tok, ctext, text_bytes, o.calib_seqs, LLAMA_WINDOW - 1, calib, &n_calib);
+        free(ctext);
+        if (st == LLAMA_OK && n_calib == 0) {
+            fprintf(stderr, "llama_w4a8: %s: fewer than %d tokens\n", o.calib, LLAMA_WINDOW - 1);
+            failed = 1;
+            goto done;
+        }
+        snprintf(calib_desc, sizeof calib_desc, "%zu windows x %d tokens of %s", n_calib, LLAMA_WINDOW - 1, o.calib);
+    }
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: calibration data: %s\n", llama_status_str(st));
+        failed = 1;
+        goto done;
+    }
+    if (o.table && !(md = fopen(o.table, "w"))) {
+        fprintf(stderr, "llama_w4a8: cannot write %s\n", o.table);
+        failed = 1;
+        goto done;
+    }
+    {
+        const char *base = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
+        snprintf(title_orig, sizeof title_orig, "%s, as trained", base);
+        snprintf(title_outl, sizeof title_outl,
+                 "%s, outlier variant (3 channels of every rms_att and rms_ffn x50, x100, x200)", base);
+    }
+    if (md) {
+        int i;
+        fprintf(md, "<!-- produced by:");
+        for (i = 0; i < argc; i++) fprintf(md, " %s", argv[i]);
+        fprintf(md, " -->\n\n");
+    }
+    if (want_orig)
+        failed |= run_variant(&o, "original", title_orig, &model, &model, &tok, stream, n_windows, calib, n_calib, calib_desc,
+                              specs, n_specs, md);
+    if (want_outl) {
+        if ((st = llama_inject_outliers(&model, &outl)) != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: outlier variant: %s\n", llama_status_str(st));
+            failed = 1;
+        } else {
+            failed |= run_variant(&o, "outliers", title_outl, &model,
+                                  &outl, &tok, stream, n_windows, calib, n_calib, calib_desc, specs, n_specs, md);
+            llama_free(&outl);
+        }
+    }
+    if (md && fclose(md) != 0) {
+        fprintf(stderr, "llama_w4a8: cannot write %s\n", o.table);
+        failed = 1;
+    }
+done:
+    free(stream), free(calib), free(specs);
+    llama_tokenizer_free(&tok);
+    llama_free(&model);
+    return failed ? 1 : 0;
+}
