@@ -131,6 +131,13 @@ ERRORS
    Every public function returns w4a8_status and writes results only through
    out-parameters, which it leaves untouched on failure. NaN or Inf in
    weights, activations or calibration data is rejected (W4A8_ERR_NONFINITE).
+   Finite inputs can still overflow float in the forward's arithmetic (see
+   ARITHMETIC): a product, a sum of groups, x_scale or the bias taking y
+   past FLT_MAX gives +-Inf in Y, and overflows of both signs meeting in one
+   sum give NaN; the forward returns W4A8_OK, as float arithmetic would.
+   Check Y where activations or scales may approach FLT_MAX. (The equalized
+   input x * (1/s) is different: per token, its overflow is W4A8_ERR_NONFINITE;
+   s >= W4A8_SMOOTH_MIN keeps that for |x| beyond 3e33.)
    No global error state, no abort, no exit.
 
 MEMORY
@@ -207,7 +214,8 @@ extern "C" {
     X(W4A8_ERR_FILE_FORMAT, "not a w4a8 layer file, or a field is invalid")          \
     X(W4A8_ERR_FILE_VERSION, "the file has a format version this build cannot read") \
     X(W4A8_ERR_FILE_CHECKSUM, "the file's checksum does not match: it is corrupted") \
-    X(W4A8_ERR_DEVICE, "a CUDA call failed (w4a8_cuda_error_str names the error)")
+    X(W4A8_ERR_DEVICE, "a CUDA call failed (w4a8_cuda_error_str names the error)") \
+    X(W4A8_ERR_ZERO_CALIB, "every calibration input is zero: GPTQ would zero every weight")
 
 #define W4A8__STATUS_ENUM(name, msg) name,
 typedef enum w4a8_status { W4A8_STATUS_LIST(W4A8__STATUS_ENUM) W4A8_STATUS_COUNT } w4a8_status;
@@ -221,6 +229,9 @@ W4A8_API const char *w4a8_version(void);
 #define W4A8_PER_CHANNEL ((size_t)-1)
 /* Longest group the int32 accumulators allow (127 * 15 * 2^20 < 2^31). */
 #define W4A8_MAX_GROUP ((size_t)1 << 20)
+/* Smallest equalization value s a layer takes (the floor the methods use):
+   x * (1/s) stays finite for |x| < 3e33. */
+#define W4A8_SMOOTH_MIN 1e-5f
 
 typedef enum w4a8_act_mode {
     W4A8_ACT_PER_TOKEN = 0,  /* dynamic: one scale per token, computed on the fly */
@@ -440,7 +451,8 @@ W4A8_API w4a8_status w4a8_clip_awq(const float *W, size_t N, size_t K, size_t gr
                                    size_t T, float *Wc);
 /* GPTQ on W[N][K] for inputs whose Hessian is H[K][K] (2/T X^T X, symmetric:
    only the upper triangle is read). cfg gives group_size, asymmetric and the
-   gptq_* knobs. Dead inputs (H_jj = 0) get H_jj = 1 and a zero weight column.
+   gptq_* knobs. Dead inputs (H_jj = 0) get H_jj = 1 and a zero weight column;
+   when every input is dead (H = 0) it returns W4A8_ERR_ZERO_CALIB instead.
    H += lambda mean(diag H) I; lambda starts at cfg.gptq_damp and doubles up
    to 1 while the Cholesky factorization fails (W4A8_ERR_SINGULAR_HESSIAN when
    even 1 fails). Writes codes, scales, zeros (groups contiguous along K, in
@@ -500,7 +512,7 @@ typedef struct w4a8_layer_desc {
     const float *scales;    /* [N][groups], finite, >= 0 */
     const uint8_t *zeros;   /* [N][groups], 0..15 */
     const float *bias;      /* [N] or NULL */
-    const float *smooth;    /* [K], finite, > 0, or NULL */
+    const float *smooth;    /* [K], finite, >= W4A8_SMOOTH_MIN, or NULL */
     int smooth_folded;
     w4a8_act_mode act_mode;
     float act_scale;        /* > 0 when per tensor */
@@ -1818,7 +1830,7 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
     for (i = 0; i < ng; i++)
         if (d->scales[i] < 0.0f || d->zeros[i] > 15 || (!d->asymmetric && d->zeros[i] != 8)) return W4A8_ERR_RANGE;
     for (i = 0; d->smooth && i < d->K; i++)
-        if (!w4a8__valid_scale(d->smooth[i])) return W4A8_ERR_RANGE;
+        if (!(d->smooth[i] >= W4A8_SMOOTH_MIN)) return W4A8_ERR_RANGE;
     for (i = 0; i < d->N * d->K; i++)
         if (d->codes[i] > 15) return W4A8_ERR_RANGE;
 
@@ -1998,11 +2010,10 @@ W4A8_IMPL w4a8_status w4a8_weight_absmax(const w4a8_linear *lin, size_t count, s
     return W4A8_OK;
 }
 
-/* The floor both papers' formulas need so that s is a valid divisor. */
-#define W4A8__SMOOTH_MIN 1e-5f
-
+/* Both papers' formulas need a floor so that s is a valid divisor: the one
+   layers take (W4A8_SMOOTH_MIN). */
 W4A8_PRIVATE float w4a8__smooth_clamp(double s) {
-    return s < W4A8__SMOOTH_MIN ? W4A8__SMOOTH_MIN : (s > 1e30 ? 1e30f : (float)s);
+    return s < W4A8_SMOOTH_MIN ? W4A8_SMOOTH_MIN : (s > 1e30 ? 1e30f : (float)s);
 }
 
 W4A8_IMPL w4a8_status w4a8_smooth_smoothquant(const float *amax, const float *wmax, size_t K, float alpha,
@@ -2013,8 +2024,8 @@ W4A8_IMPL w4a8_status w4a8_smooth_smoothquant(const float *amax, const float *wm
     if (!(alpha >= 0.0f && alpha <= 1.0f)) return W4A8_ERR_CONFIG;
     if (!w4a8__all_finite(amax, K) || !w4a8__all_finite(wmax, K)) return W4A8_ERR_NONFINITE;
     for (k = 0; k < K; k++) {
-        double a = amax[k] > W4A8__SMOOTH_MIN ? fabs(amax[k]) : W4A8__SMOOTH_MIN;
-        double w = wmax[k] > W4A8__SMOOTH_MIN ? fabs(wmax[k]) : W4A8__SMOOTH_MIN;
+        double a = amax[k] > W4A8_SMOOTH_MIN ? fabs(amax[k]) : W4A8_SMOOTH_MIN;
+        double w = wmax[k] > W4A8_SMOOTH_MIN ? fabs(wmax[k]) : W4A8_SMOOTH_MIN;
         s[k] = w4a8__smooth_clamp(pow(a, alpha) / pow(w, 1.0 - alpha));
     }
     return W4A8_OK;
@@ -2391,6 +2402,9 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
             keys[j].j = j;
         }
     }
+    /* Every input dead: the calibration saw only zeros (or none were added). */
+    for (j = 0; st == W4A8_OK && j < K && p->dead[j]; j++) {}
+    if (st == W4A8_OK && j == K) st = W4A8_ERR_ZERO_CALIB;
     mean /= (double)K;
     if (st == W4A8_OK && !(mean > 0.0 && mean < HUGE_VAL)) st = W4A8_ERR_SINGULAR_HESSIAN;
     if (st == W4A8_OK && keys) {
@@ -3099,8 +3113,11 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
     w4a8_layer_desc d;
     uint8_t *codes = NULL, *zeros = NULL;
     float *scales = NULL, *smooth = NULL, *bias = NULL;
+    w4a8_kernel resolved;
     w4a8_status st;
     if (!buffer || !out) return W4A8_ERR_NULL_ARG;
+    /* A bad argument is not a bad file: the kernel is checked first. */
+    if ((st = w4a8_kernel_resolve(kernel, &resolved)) != W4A8_OK) return st;
     if (bytes < 4) return W4A8_ERR_FILE_TRUNCATED;
     if (memcmp(b, "W4A8", 4) != 0) return W4A8_ERR_FILE_FORMAT;
     if (bytes < 8) return W4A8_ERR_FILE_TRUNCATED;
@@ -3113,8 +3130,12 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
     flags = w4a8__get_u32(b + 32);
     mode = w4a8__get_u32(b + 36);
     method = w4a8__get_u32(b + 44);
+    /* One layer, one byte string: what save would not write is rejected
+       (folded without smooth, a per-token file with an act_scale). */
     if (N64 == 0 || K64 == 0 || G64 == 0 || G64 > K64 || G64 > W4A8_MAX_GROUP || N64 > (size_t)-1 ||
-        K64 > (size_t)-1 || (flags & ~15u) || mode > 1 || method >= W4A8_METHOD_COUNT)
+        K64 > (size_t)-1 || (flags & ~15u) || mode > 1 || method >= W4A8_METHOD_COUNT ||
+        ((flags & W4A8__FLAG_SMOOTH_FOLDED) && !(flags & W4A8__FLAG_SMOOTH)) ||
+        (mode == W4A8_ACT_PER_TOKEN && w4a8__get_u32(b + 40) != 0))
         return W4A8_ERR_FILE_FORMAT;
     N = (size_t)N64;
     K = (size_t)K64;
@@ -3205,10 +3226,16 @@ W4A8_IMPL w4a8_status w4a8_layer_load(const char *path, w4a8_kernel kernel, w4a8
     long len;
     unsigned char *buf;
     w4a8_status st = W4A8_OK;
+    w4a8_kernel resolved;
     if (!path || !out) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8_kernel_resolve(kernel, &resolved)) != W4A8_OK) return st;
     f = fopen(path, "rb");
     if (!f) return W4A8_ERR_FILE_IO;
-    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    /* A directory opens, and its "length" may be LONG_MAX: one byte must
+       read before the length is believed. */
+    if (fgetc(f) == EOF && ferror(f)) len = -1;
+    else if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) len = -1;
+    if (len < 0) {
         fclose(f);
         return W4A8_ERR_FILE_IO;
     }

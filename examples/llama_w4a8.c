@@ -11,7 +11,8 @@
                      --text tinystories_valid_first1000.txt --windows 50
 
    --help lists every option. The exit status is 0 only when everything asked
-   for ran.
+   for ran and every line of output was written (standard output and
+   --table; a --table that exists and is not a regular file is refused).
 
 THE PROTOCOL
    The text is split into stories on the line "<|endoftext|>"; each story is
@@ -58,8 +59,10 @@ THE OUTLIER VARIANT
    The model code lives in examples/llama/ (llama.h lists it); this file is
    the command line.
 */
+#define _POSIX_C_SOURCE 200809L /* lstat: ../tools/output.h */
 #define W4A8_IMPLEMENTATION
 #include "llama/llama.h"
+#include "../tools/output.h"
 
 
 static const char usage[] =
@@ -128,8 +131,21 @@ static int parse_bounds(const char *s, float *low, float *high) {
     return 1;
 }
 
+/* Options that take a value. */
+static const char *const value_options[] = { "--model",   "--tokenizer", "--text",    "--calib",       "--table",
+                                             "--methods", "--group",     "--variants", "--windows",    "--calib-seqs",
+                                             "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act" };
+
+static int takes_value(const char *a) {
+    size_t i;
+    for (i = 0; i < sizeof value_options / sizeof value_options[0]; i++)
+        if (!strcmp(a, value_options[i])) return 1;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o) {
     int i;
+    const char *why;
     memset(o, 0, sizeof *o);
     o->calib = "generated";
     o->methods = "rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq";
@@ -145,6 +161,10 @@ static int parse_args(int argc, char **argv, options *o) {
         if (!strcmp(a, "--quantize-classifier")) {
             o->quantize_cls = 1;
             continue;
+        }
+        if (!takes_value(a)) {
+            fprintf(stderr, "llama_w4a8: unknown option '%s' (see --help)\n", a);
+            return 0;
         }
         if (!v) {
             fprintf(stderr, "llama_w4a8: %s needs a value (see --help)\n", a);
@@ -177,21 +197,32 @@ static int parse_args(int argc, char **argv, options *o) {
         fprintf(stderr, "llama_w4a8: --model, --tokenizer and --text are required (see --help)\n");
         return 0;
     }
+    if (o->table && (why = output_target(o->table)) != NULL) {
+        fprintf(stderr, "llama_w4a8: --table %s: will not write it: %s\n", o->table, why);
+        return 0;
+    }
     return 1;
 }
 
-/* Next comma-separated item of *list into buf; 0 at the end. */
+/* Next comma-separated item of *list into buf: 1; 0 after the last one
+   (*list becomes NULL); -1 for an empty item or one that does not fit. */
 static int next_item(const char **list, char *buf, size_t cap) {
     const char *s = *list, *e;
     size_t n;
-    if (!*s) return 0;
+    if (!s) return 0;
     e = strchr(s, ',');
     n = e ? (size_t)(e - s) : strlen(s);
-    if (n >= cap) n = cap - 1;
+    *list = e ? e + 1 : NULL;
+    if (n == 0 || n >= cap) return -1;
     memcpy(buf, s, n);
     buf[n] = '\0';
-    *list = e ? e + 1 : s + strlen(s);
     return 1;
+}
+
+/* The message for a list next_item gave up on. */
+static int bad_list(const char *option, const char *list, size_t cap) {
+    fprintf(stderr, "llama_w4a8: %s '%s': an empty item, or one longer than %zu characters\n", option, list, cap - 1);
+    return 2;
 }
 
 /* "awq+gptq:tensor" -> spec(s); returns how many (1 or 2), 0 if bad. */
@@ -218,8 +249,10 @@ static int parse_method(const char *item, const options *o, size_t group, llama_
     if (m == W4A8_METHOD_COUNT || (s.gptq_weights && m == W4A8_METHOD_GPTQ)) return 0;
     s.method = (w4a8_method)m;
     if (colon && strcmp(colon, ":token") && strcmp(colon, ":tensor")) return 0;
-    /* FPTQ picks each layer's activation mode itself: one row, not two equal ones. */
+    /* FPTQ picks each layer's activation mode itself: one row, not two equal
+       ones, and no suffix. */
     if (s.method == W4A8_METHOD_FPTQ) {
+        if (colon) return 0;
         s.act_mode = W4A8_ACT_PER_TOKEN;
         out[0] = s;
         return 1;
@@ -453,14 +486,15 @@ static llama_status calib_from_text(const llama_tokenizer *tok, const char *text
     return st;
 }
 
-int main(int argc, char **argv) {
+/* The whole program but the check of standard output. */
+static int run(int argc, char **argv) {
     options o;
     llama_model model, outl;
     llama_tokenizer tok;
     llama_spec *specs = NULL;
     char *text = NULL, *ctext = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
     const char *list;
-    int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0;
+    int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0, k;
     size_t n_stream, n_windows, n_specs = 0, cap_specs, text_bytes, n_calib = 0, g;
     size_t groups[16], n_groups = 0;
     FILE *md = NULL;
@@ -475,7 +509,7 @@ int main(int argc, char **argv) {
     if (o.threads) omp_set_num_threads(o.threads);
     omp_set_max_active_levels(1); /* windows in parallel; the layers inside run on one thread */
 #endif
-    for (list = o.variants; next_item(&list, item, sizeof item);) {
+    for (list = o.variants; (k = next_item(&list, item, sizeof item)) > 0;) {
         if (!strcmp(item, "original")) want_orig = 1;
         else if (!strcmp(item, "outliers")) want_outl = 1;
         else {
@@ -483,16 +517,18 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    for (list = o.groups; next_item(&list, item, sizeof item);)
+    if (k < 0) return bad_list("--variants", o.variants, sizeof item);
+    for (list = o.groups; (k = next_item(&list, item, sizeof item)) > 0;)
         if (n_groups == 16 || !parse_size(item, 1, W4A8_MAX_GROUP, &groups[n_groups++])) {
             fprintf(stderr, "llama_w4a8: bad --group '%s'\n", o.groups);
             return 2;
         }
+    if (k < 0) return bad_list("--group", o.groups, sizeof item);
     cap_specs = 2 * 64 * (n_groups ? n_groups : 1);
     specs = (llama_spec *)malloc(cap_specs * sizeof *specs);
-    for (g = 0; specs && g < n_groups; g++)
-        for (list = o.methods; next_item(&list, item, sizeof item);) {
-            int k = n_specs + 2 <= cap_specs ? parse_method(item, &o, groups[g], specs + n_specs) : 0;
+    for (g = 0; specs && g < n_groups; g++) {
+        for (list = o.methods; (k = next_item(&list, item, sizeof item)) > 0;) {
+            k = n_specs + 2 <= cap_specs ? parse_method(item, &o, groups[g], specs + n_specs) : 0;
             if (!k) {
                 fprintf(stderr, "llama_w4a8: bad method '%s' (see --help)\n", item);
                 free(specs);
@@ -500,7 +536,12 @@ int main(int argc, char **argv) {
             }
             n_specs += (size_t)k;
         }
-    if (!specs || !n_groups || (!want_orig && !want_outl)) {
+        if (k < 0) {
+            free(specs);
+            return bad_list("--methods", o.methods, sizeof item);
+        }
+    }
+    if (!specs || !n_groups || !n_specs || (!want_orig && !want_outl)) {
         fprintf(stderr, "llama_w4a8: nothing to do (check --group, --methods, --variants)\n");
         free(specs);
         return 2;
@@ -557,6 +598,11 @@ int main(int argc, char **argv) {
         st = llama__read_file(o.calib, (size_t)1 << 30, &ctext, &text_bytes);
         if (st == LLAMA_OK)
             st = calib_from_text(&tok, ctext, text_bytes, o.calib_seqs, LLAMA_WINDOW - 1, calib, &n_calib);
+        if (st != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: --calib %s: %s\n", o.calib, llama_status_str(st));
+            failed = 1;
+            goto done;
+        }
         free(ctext);
         if (st == LLAMA_OK && n_calib == 0) {
             fprintf(stderr, "llama_w4a8: %s: fewer than %d tokens\n", o.calib, LLAMA_WINDOW - 1);
@@ -600,9 +646,12 @@ int main(int argc, char **argv) {
             llama_free(&outl);
         }
     }
-    if (md && fclose(md) != 0) {
-        fprintf(stderr, "llama_w4a8: cannot write %s\n", o.table);
-        failed = 1;
+    if (md) {
+        int lost = ferror(md);
+        if (fclose(md) != 0 || lost) {
+            fprintf(stderr, "llama_w4a8: cannot write %s\n", o.table);
+            failed = 1;
+        }
     }
 done:
     free(stream), free(calib), free(specs);
@@ -610,3 +659,5 @@ done:
     llama_free(&model);
     return failed ? 1 : 0;
 }
+
+int main(int argc, char **argv) { return output_finish("llama_w4a8", stdout, stderr, run(argc, argv)); }

@@ -3,9 +3,12 @@
    relative error of the W4A8 output against FP32 for every group size and
    activation mode; then the same for every method (group 128).
 
-   cc -std=c99 -O2 examples/quickstart.c -lm && ./a.out */
+   cc -std=c99 -O2 examples/quickstart.c -lm && ./a.out
+   Exit status 1 when a call fails or standard output is lost. */
+#define _POSIX_C_SOURCE 200809L /* ../tools/output.h */
 #define W4A8_IMPLEMENTATION
 #include "../w4a8.h"
+#include "../tools/output.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -49,7 +52,7 @@ static w4a8_status rel_error(const w4a8_layer *layer, const float *X, const floa
     return st;
 }
 
-int main(void) {
+static int run(void) {
     static float W[N * K], Xcal[T * K], X[M * K], Yref[M * N], Y[M * N];
     static const size_t groups[] = { 32, 64, 128, W4A8_PER_CHANNEL };
     static const char *group_names[] = { "32", "64", "128", "channel" };
@@ -145,3 +148,5 @@ int main(void) {
     w4a8_calib_free(calib);
     return 0;
 }
+
+int main(void) { return output_finish("quickstart", stdout, stderr, run()); }

@@ -1,12 +1,14 @@
 /* A tiny test framework: CHECK records a failure and goes on; RUN runs one
-   test and counts it passed when none of its checks failed. */
+   test and counts it passed when none of its checks failed; RUN_UNLESS
+   counts it skipped instead when there is a reason not to run it (no data,
+   no GPU). A skip is never a pass: the runner's last line counts both. */
 #ifndef W4A8_TEST_H
 #define W4A8_TEST_H
 
 #include <stdint.h>
 #include <stdio.h>
 
-extern int test_passed, test_failed, test_check_failed;
+extern int test_passed, test_failed, test_check_failed, test_skipped;
 
 #define CHECK(cond)                                                              \
     do {                                                                         \
@@ -35,6 +37,19 @@ extern int test_passed, test_failed, test_check_failed;
         else { test_failed++; printf("FAILED %s\n", #fn); }                      \
     } while (0)
 
+/* why: NULL to run fn, else the reason it is skipped (the suite prints it once). */
+#define RUN_UNLESS(why, fn)                                                      \
+    do {                                                                         \
+        if (why) test_skipped++;                                                 \
+        else RUN(fn);                                                            \
+    } while (0)
+
+/* The runner's last line, and its exit status. */
+static inline int test_summary(void) {
+    printf("%d passed, %d failed, %d skipped\n", test_passed, test_failed, test_skipped);
+    return test_failed ? 1 : 0;
+}
+
 /* Deterministic test data. */
 static inline uint64_t test_rand(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -57,6 +72,7 @@ void tests_cuda_layout(void);
 void tests_llama2(void);
 void tests_methods(void);
 void tests_kernels(void);
+void tests_harden(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
 int nosimd_smoke(void);

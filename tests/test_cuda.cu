@@ -1,7 +1,7 @@
 /* Device tests of w4a8_cuda.cu: every kernel, both input and output types,
    against w4a8_layer_forward, bit for bit (half outputs: the CPU's float
-   rounded to nearest). Without a GPU (CI) it checks the paths that need none,
-   prints "no GPU" and passes. `make test-cuda`. */
+   rounded to nearest). Without a GPU (CI) it checks the paths that need none
+   and counts the device tests as skipped. `make test-cuda`. */
 #define W4A8_IMPLEMENTATION
 #include "../w4a8.h"
 #include "../w4a8_cuda.h"
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int test_passed, test_failed, test_check_failed;
+int test_passed, test_failed, test_check_failed, test_skipped;
 
 #define CUDA_OK(call) CHECK((call) == cudaSuccess)
 
@@ -251,30 +251,28 @@ static void test_cuda_no_device(void) {
 
 int main(int argc, char **argv) {
     int n = 0, major = 0, minor = 0;
-    char name[256] = "";
+    char name[256] = "", why[400] = "";
     cudaDeviceProp prop;
+    const char *skip = NULL, *skip_long;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        skip = "no GPU";
         RUN(test_cuda_no_device);
-        printf("no GPU: device tests skipped\n%d passed, %d failed\n", test_passed, test_failed);
-        return test_failed ? 1 : 0;
-    }
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
-        major = prop.major;
-        minor = prop.minor;
-        snprintf(name, sizeof name, "%s", prop.name);
-    }
-    if (major < 8) {
-        printf("no GPU with sm_80 or newer (device 0: %s, sm_%d%d): device tests skipped\n", name, major, minor);
-        return 0;
+    } else {
+        if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+            major = prop.major;
+            minor = prop.minor;
+            snprintf(name, sizeof name, "%s", prop.name);
+        }
+        snprintf(why, sizeof why, "no GPU with sm_80 or newer (device 0: %s, sm_%d%d)", name, major, minor);
+        if (major < 8) skip = why;
     }
     quick = argc > 1 && strcmp(argv[1], "quick") == 0;
-    printf("w4a8 CUDA tests on %s (sm_%d%d)%s\n", name, major, minor, quick ? ", quick" : "");
-    RUN(test_cuda_errors);
-    RUN(test_cuda_matches_cpu);
-    if (!quick) {
-        RUN(test_cuda_extreme_sums);
-        RUN(test_cuda_llm_shapes);
-    }
-    printf("%d passed, %d failed\n", test_passed, test_failed);
-    return test_failed ? 1 : 0;
+    skip_long = skip ? skip : quick ? "quick run" : NULL;
+    if (skip) printf("%s: device tests skipped\n", skip);
+    else printf("w4a8 CUDA tests on %s (sm_%d%d)%s\n", name, major, minor, quick ? ", quick" : "");
+    RUN_UNLESS(skip, test_cuda_errors);
+    RUN_UNLESS(skip, test_cuda_matches_cpu);
+    RUN_UNLESS(skip_long, test_cuda_extreme_sums);
+    RUN_UNLESS(skip_long, test_cuda_llm_shapes);
+    return test_summary();
 }

@@ -1101,26 +1101,26 @@ static void test_heatmap_model_bad(void) {
 }
 
 static void tests_heatmap_model(void) {
-    const char *env = getenv("W4A8_DATA");
+    const char *env = getenv("W4A8_DATA"), *skip = NULL;
     FILE *f;
     snprintf(data_dir, sizeof data_dir, "%s", env && *env ? env : "../shared/data");
     data_file(model_path, sizeof model_path, "stories260K.bin");
     data_file(tok_path, sizeof tok_path, "tok512.bin");
     if (llama_load(model_path, &model) != LLAMA_OK || llama_tokenizer_load(tok_path, 512, &tok) != LLAMA_OK) {
         printf("heatmap model: skipped: no data at %s (set W4A8_DATA)\n", data_dir);
-        llama_free(&model);
-        return;
+        skip = "no data";
+    } else {
+        f = fopen(TEXT, "wb");
+        CHECK(f && fputs(story, f) >= 0 && fclose(f) == 0);
     }
-    f = fopen(TEXT, "wb");
-    CHECK(f && fputs(story, f) >= 0 && fclose(f) == 0);
-    RUN(test_heatmap_model_names);
-    RUN(test_heatmap_model_files);
-    RUN(test_heatmap_model_largest);
-    RUN(test_heatmap_model_awq);
-    RUN(test_heatmap_model_fptq);
-    RUN(test_heatmap_model_babyllama);
-    RUN(test_heatmap_model_bad);
-    remove(TEXT);
+    RUN_UNLESS(skip, test_heatmap_model_names);
+    RUN_UNLESS(skip, test_heatmap_model_files);
+    RUN_UNLESS(skip, test_heatmap_model_largest);
+    RUN_UNLESS(skip, test_heatmap_model_awq);
+    RUN_UNLESS(skip, test_heatmap_model_fptq);
+    RUN_UNLESS(skip, test_heatmap_model_babyllama);
+    RUN_UNLESS(skip, test_heatmap_model_bad);
+    if (!skip) remove(TEXT);
     llama_tokenizer_free(&tok);
     llama_free(&model);
 }

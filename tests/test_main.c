@@ -1,9 +1,9 @@
-/* The one test runner: every suite, then "N passed, N failed". */
+/* The one test runner: every suite, then "N passed, N failed, N skipped". */
 #define W4A8_IMPLEMENTATION
 #include "../w4a8.h"
 #include "test.h"
 
-int test_passed, test_failed, test_check_failed;
+int test_passed, test_failed, test_check_failed, test_skipped;
 
 static void test_compile_c_static(void) { CHECK(compile_c_smoke() == 0); }
 static void test_compile_cpp_static(void) { CHECK(compile_cpp_smoke() == 0); }
@@ -18,8 +18,8 @@ int main(void) {
 #endif
     tests_cuda_layout();
     tests_llama2();
+    tests_harden();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
-    printf("%d passed, %d failed\n", test_passed, test_failed);
-    return test_failed ? 1 : 0;
+    return test_summary();
 }

@@ -700,9 +700,16 @@ static void test_bad_inputs(void) {
     CHECK_ST(w4a8_quantize_gptq(W2, 2, 2, H3, &cfg, q, sc, z, &damp, &loss), W4A8_ERR_SINGULAR_HESSIAN);
     CHECK_ST(w4a8_quantize_gptq(W2, 2, 2, Hn, &cfg, q, sc, z, &damp, &loss), W4A8_ERR_SINGULAR_HESSIAN);
     CHECK(damp == -7); /* untouched */
-    memset(H, 0, 4 * sizeof(double)); /* all inputs dead: H = I, weights 0 */
+    /* a dead input (H_jj = 0) gets a zero weight column; every input dead is
+       a calibration that saw only zeros: a status, not a layer of zeros */
+    memset(H, 0, 4 * sizeof(double));
+    H[3] = 1.0;
     CHECK_ST(w4a8_quantize_gptq(W2, 2, 2, H, &cfg, q, sc, z, &damp, &loss), W4A8_OK);
-    CHECK(q[0] == z[0] && q[1] == z[0] && q[2] == z[1] && q[3] == z[1] && loss == 0);
+    CHECK(q[0] == z[0] && q[2] == z[1]);
+    H[3] = 0.0;
+    damp = -7;
+    CHECK_ST(w4a8_quantize_gptq(W2, 2, 2, H, &cfg, q, sc, z, &damp, &loss), W4A8_ERR_ZERO_CALIB);
+    CHECK(damp == -7); /* untouched */
 
     /* missing statistics */
     cfg.group_size = 32;

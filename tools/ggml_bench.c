@@ -9,7 +9,7 @@
    timing includes activation quantization, as w4a8's does.
 
    usage: ggml_bench [threads] [N K]  (default 2 threads, N = K = 4096) */
-#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime; lstat in output.h */
 #include "ggml.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "output.h"
 
 #define COLD_BYTES (720u << 20) /* as tools/w4a8_bench.c: far beyond the last-level cache */
 #define MAX_COPIES 512
@@ -67,7 +69,7 @@ static double time_products(ggml_backend_t backend, struct ggml_cgraph **graphs,
     return t[reps / 2];
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     static const int Ms[] = { 1, 16, 128, 512 };
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     int64_t N = argc > 3 ? atoll(argv[2]) : 4096, K = argc > 3 ? atoll(argv[3]) : 4096;
@@ -153,3 +155,5 @@ int main(int argc, char **argv) {
     ggml_backend_free(backend);
     return 0;
 }
+
+int main(int argc, char **argv) { return output_finish("ggml_bench", stdout, stderr, run(argc, argv)); }

@@ -22,6 +22,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define W4A8_IMPLEMENTATION
 #include "../w4a8.h"
+#include "output.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -303,7 +304,7 @@ static void bench_methods(void) {
     free(X);
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     static const size_t all_shapes[3][2] = { { 4096, 4096 }, { 11008, 4096 }, { 4096, 11008 } };
     static const size_t all_Ms[4] = { 1, 16, 128, 512 };
     static const size_t all_groups[3] = { 32, 128, W4A8_PER_CHANNEL };
@@ -535,3 +536,5 @@ int main(int argc, char **argv) {
     fprintf(stderr, "w4a8_bench: %.0f s\n", now() - t_start);
     return 0;
 }
+
+int main(int argc, char **argv) { return output_finish("w4a8_bench", stdout, stderr, run(argc, argv)); }

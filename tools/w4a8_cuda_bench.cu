@@ -4,6 +4,9 @@
 
        make cuda && ./build/w4a8_cuda_bench [table.md]
 
+   table.md, when given, must be absent or a regular file; a lost write there
+   or on standard output makes the exit status 1.
+
    Timing: CUDA events around batches of launches after warm-up; the median
    of 21 batches. Each library cycles through copies of its weights that
    together exceed 3x the L2 cache, so weights come from DRAM as in a model.
@@ -12,6 +15,7 @@
 #define W4A8_IMPLEMENTATION
 #include "../w4a8.h"
 #include "../w4a8_cuda.h"
+#include "output.h"
 
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -139,7 +143,7 @@ static w4a8_layer *bench_layer(size_t N, size_t K) {
     return L;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     cudaDeviceProp prop;
     cudaStream_t s;
     cublasHandle_t blas;
@@ -147,12 +151,13 @@ int main(int argc, char **argv) {
     void *lt_ws;
     const size_t lt_ws_bytes = (size_t)32 << 20;
     char line[512], date[64];
-    FILE *out = argc > 1 ? fopen(argv[1], "w") : NULL;
+    const char *why = argc > 1 ? output_target(argv[1]) : NULL;
+    FILE *out = argc > 1 && !why ? fopen(argv[1], "w") : NULL;
     time_t now = time(NULL);
     int dev, l2, rt = 0, drv = 0;
     size_t si, mi;
     if (argc > 1 && !out) {
-        fprintf(stderr, "cannot write %s\n", argv[1]);
+        fprintf(stderr, "w4a8_cuda_bench: cannot write %s: %s\n", argv[1], why ? why : strerror(errno));
         return 1;
     }
     CK(cudaGetDevice(&dev));
@@ -298,6 +303,14 @@ int main(int argc, char **argv) {
     CB(cublasLtDestroy(lt));
     CB(cublasDestroy(blas));
     CK(cudaStreamDestroy(s));
-    if (out) fclose(out);
+    if (out) {
+        int lost = ferror(out);
+        if (fclose(out) != 0 || lost) {
+            fprintf(stderr, "w4a8_cuda_bench: cannot write %s\n", argv[1]);
+            return 1;
+        }
+    }
     return 0;
 }
+
+int main(int argc, char **argv) { return output_finish("w4a8_cuda_bench", stdout, stderr, run(argc, argv)); }

@@ -29,12 +29,18 @@
    Exit status: 0 done, 1 bad input data or a file that cannot be read or
    written, 2 a bad command line. On failure no output file is created and
    existing ones are left as they were: each PNG goes to OUT.tmp and they
-   are renamed only when all are done.
+   are renamed only when all are done, and the lines saying so are printed
+   after that. An OUT (or OUT.tmp) that exists and is not a regular file (a
+   directory, a device, a symbolic link) is refused, never replaced. Lost
+   standard output is an error too (exit 1; the pictures are in place).
 
    Build: make (links Debian's libstb: apt-get install libstb-dev).
    Define W4A8_HEATMAP_NO_MAIN before including this file to get its
    functions without main() and without the w4a8 implementation (the tests
    do that). Every matrix goes through hm_layer(), whatever its source. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* lstat, fstat, fileno: tools/output.h */
+#endif
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -48,6 +54,7 @@
 #include "../w4a8.h"
 #include "../examples/llama/llama.h"
 #include <stb/stb_image_write.h>
+#include "output.h"
 
 /* ---------------------------------------------------------------------------
    Options, exit codes, messages */
@@ -474,6 +481,12 @@ static int hm_batch_png(hm_batch *b, const hm_image *im, const char *path, FILE 
     memcpy(e.path, path, n + 1);
     memcpy(e.tmp, path, n);
     memcpy(e.tmp + n, ".tmp", 5);
+    if (output_target(path) || output_target(e.tmp)) {
+        const char *why = output_target(path) ? output_target(path) : output_target(e.tmp);
+        int rc = hm_fail(err, HM_EXIT_DATA, "cannot write %s: %s", path, why);
+        free(e.path);
+        return rc;
+    }
     errno = 0;
     sink.f = fopen(e.tmp, "wb");
     sink.ok = sink.f != NULL;
@@ -510,6 +523,22 @@ static int hm_batch_finish(hm_batch *b, int rc, FILE *err) {
     free(b->p);
     memset(b, 0, sizeof *b);
     return rc;
+}
+
+/* The lines about a run's pictures wait in a temporary file, and go to out
+   only once every picture is in place: nothing claims a picture that a later
+   failure removed. */
+static int hm_log_open(FILE **log, FILE *err) {
+    if (!(*log = tmpfile())) return hm_fail(err, HM_EXIT_DATA, "cannot create a temporary file: %s", strerror(errno));
+    return 0;
+}
+
+static void hm_log_close(FILE *log, int rc, FILE *out) {
+    int c;
+    if (!log) return;
+    rewind(log);
+    while (rc == 0 && (c = fgetc(log)) != EOF) fputc(c, out);
+    fclose(log);
 }
 
 /* ---------------------------------------------------------------------------
@@ -772,8 +801,19 @@ static int hm_read_raw(const char *path, const char *what, size_t rows, size_t c
     size_t want = rows * cols * sizeof(float), got;
     long size;
     float *x;
+    struct stat st;
+    const char *why;
     FILE *f = fopen(path, "rb");
     if (!f) return hm_fail(err, HM_EXIT_DATA, "cannot read %s: %s", path, strerror(errno));
+    /* A directory opens, and its size would read as LONG_MAX. */
+    why = fstat(fileno(f), &st) != 0 ? strerror(errno)
+          : S_ISDIR(st.st_mode)      ? "it is a directory"
+          : !S_ISREG(st.st_mode)     ? "not a regular file"
+                                     : NULL;
+    if (why) {
+        fclose(f);
+        return hm_fail(err, HM_EXIT_DATA, "cannot read %s: %s", path, why);
+    }
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
         return hm_fail(err, HM_EXIT_DATA, "cannot read %s: cannot tell its size", path);
@@ -974,9 +1014,7 @@ typedef struct hm_model_args {
 
 static const char *hm_base(const char *path) { return strrchr(path, '/') ? strrchr(path, '/') + 1 : path; }
 
-/* Draws the model's inputs. The lines about the pictures go to a temporary
-   file, and to out only when every picture is written: nothing claims a
-   picture that a later failure removed. */
+/* Draws the model's inputs. */
 static int hm_model_main(const hm_model_args *a, const hm_opts *o, FILE *out, FILE *err) {
     llama_model m, variant;
     llama_tokenizer tok;
@@ -1022,19 +1060,14 @@ static int hm_model_main(const hm_model_args *a, const hm_opts *o, FILE *out, FI
     if (rc == 0) {
         snprintf(r.source, sizeof r.source, "%s%s, first %zu tokens of %s", hm_base(a->model),
                  a->outliers ? " outlier variant" : "", T, hm_base(a->text));
-        r.log = tmpfile();
-        if (!r.log) rc = hm_fail(err, HM_EXIT_DATA, "cannot create a temporary file: %s", strerror(errno));
+        rc = hm_log_open(&r.log, err);
     }
     if (rc == 0 && (st = llama_state_create(r.m, T, T, &s)) != LLAMA_OK)
         rc = hm_fail(err, HM_EXIT_DATA, "the model's state: %s", llama_status_str(st));
     if (rc == 0 && (st = llama_forward(r.m, NULL, s, ids, T, 0, NULL, hm_model_hook, &r)) != LLAMA_OK)
         rc = r.rc ? r.rc : hm_fail(err, HM_EXIT_DATA, "the model's forward: %s", llama_status_str(st));
     rc = hm_batch_finish(&r.batch, rc, err);
-    if (r.log) {
-        rewind(r.log);
-        while (rc == 0 && (c = fgetc(r.log)) != EOF) fputc(c, out);
-        fclose(r.log);
-    }
+    hm_log_close(r.log, rc, out);
     llama_state_free(s);
     free(ids);
     free(r.patterns);
@@ -1107,6 +1140,7 @@ static int hm_raw_main(const char *raw, const char *shape, const char *name, con
     w4a8_linear lin;
     hm_input in;
     hm_batch batch;
+    FILE *log = NULL;
     int rc;
     if (!shape || !outp) return hm_fail(err, HM_EXIT_USAGE, "--raw, --shape and -o are required (see --help)");
     if (!hm_parse_pair(shape, &T, &K))
@@ -1121,6 +1155,7 @@ static int hm_raw_main(const char *raw, const char *shape, const char *name, con
     memset(&batch, 0, sizeof batch);
     rc = hm_read_raw(raw, "--shape", T, K, &X, err);
     if (rc == 0 && wpath) rc = hm_read_raw(wpath, "--wshape", N, K, &W, err);
+    if (rc == 0) rc = hm_log_open(&log, err);
     if (rc == 0) {
         memset(&in, 0, sizeof in);
         memset(&lin, 0, sizeof lin);
@@ -1132,15 +1167,17 @@ static int hm_raw_main(const char *raw, const char *shape, const char *name, con
         lin.N = N;
         in.lin = W ? &lin : NULL;
         in.nlin = W ? 1 : 0;
-        rc = hm_layer(&in, o, outp, &batch, out, err);
+        rc = hm_layer(&in, o, outp, &batch, log, err);
     }
     free(X);
     free(W);
-    return hm_batch_finish(&batch, rc, err);
+    rc = hm_batch_finish(&batch, rc, err);
+    hm_log_close(log, rc, out);
+    return rc;
 }
 
-/* The whole command line; returns the exit status. */
-static int hm_main(int argc, const char *const *argv, FILE *out, FILE *err) {
+/* The whole command line, before out is checked. */
+static int hm_run(int argc, const char *const *argv, FILE *out, FILE *err) {
     const char *raw = NULL, *shape = NULL, *outp = NULL, *name = NULL, *wpath = NULL, *wshape = NULL;
     hm_model_args ma;
     hm_opts o;
@@ -1219,6 +1256,11 @@ static int hm_main(int argc, const char *const *argv, FILE *out, FILE *err) {
         return hm_fail(err, HM_EXIT_USAGE, "--model needs --tokenizer, --text and -o (see --help)");
     ma.outp = outp;
     return hm_model_main(&ma, &o, out, err);
+}
+
+/* The whole command line; returns the exit status. */
+static int hm_main(int argc, const char *const *argv, FILE *out, FILE *err) {
+    return output_finish("w4a8_heatmap", out, err, hm_run(argc, argv, out, err));
 }
 
 #ifndef W4A8_HEATMAP_NO_MAIN

@@ -42,7 +42,8 @@
     X(LLAMA_ERR_TOKEN, "a token id is out of range, or the sequence is longer than the context") \
     X(LLAMA_ERR_FOLD, "linears sharing an input got different equalizations: cannot fold them") \
     X(LLAMA_ERR_W4A8, "a w4a8 call failed")                                               \
-    X(LLAMA_ERR_HOOK, "the activation hook stopped the forward")
+    X(LLAMA_ERR_HOOK, "the activation hook stopped the forward")                          \
+    X(LLAMA_ERR_SMALL_VOCAB, "the vocabulary is too small for the special ids (<unk> 0, BOS 1, EOS 2)")
 
 #define LLAMA__ENUM(name, msg) name,
 typedef enum llama_status { LLAMA_STATUS_LIST(LLAMA__ENUM) LLAMA_STATUS_COUNT } llama_status;
@@ -61,6 +62,7 @@ LLAMA_API const char *llama_status_str(llama_status st) {
    below what would overflow the size arithmetic. */
 #define LLAMA_MAX_HEADER_VALUE (1 << 24)
 #define LLAMA_BOS 1
+#define LLAMA_EOS 2 /* the highest special id: every vocabulary has more */
 
 typedef struct llama_config {
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
@@ -165,6 +167,7 @@ LLAMA_API llama_status llama__header(const unsigned char *h, size_t avail, size_
     if (total == 0 || !llama__mul(total, 4, &bytes) || !llama__add(bytes, 28, &bytes)) return LLAMA_ERR_HEADER;
     if (file_bytes < bytes) return LLAMA_ERR_TRUNCATED;
     if (file_bytes > bytes) return LLAMA_ERR_FORMAT;
+    if (v[5] <= LLAMA_EOS) return LLAMA_ERR_SMALL_VOCAB;
     m->n_floats = total;
     return LLAMA_OK;
 }
@@ -212,8 +215,11 @@ LLAMA_API llama_status llama_load(const char *path, llama_model *out) {
         return LLAMA_ERR_IO;
     }
     got = fread(h, 1, sizeof h, f);
-    /* The header is checked against the file size before anything is allocated. */
-    if ((st = llama__header(h, got, (size_t)len, &m)) != LLAMA_OK) {
+    /* The header is checked against the file size before anything is
+       allocated; a read error (a directory) is not a short file. */
+    if (ferror(f)) st = LLAMA_ERR_IO;
+    else st = llama__header(h, got, (size_t)len, &m);
+    if (st != LLAMA_OK) {
         fclose(f);
         return st;
     }

@@ -77,6 +77,7 @@ LLAMA_API llama_status llama_tokenizer_load_mem(const void *buffer, size_t bytes
         count++;
     }
     if (count != (size_t)vocab_size) return LLAMA_ERR_VOCAB;
+    if (vocab_size <= LLAMA_EOS) return LLAMA_ERR_SMALL_VOCAB; /* encode emits <unk> and BOS */
     t.vocab_size = vocab_size;
     t.text = (char *)malloc(text_bytes);
     t.pieces = (llama_piece *)malloc(count * sizeof *t.pieces);
