@@ -17,7 +17,7 @@ TEST_SRC = tests/test_main.c tests/test_core.c tests/test_kernels.c tests/test_m
            tests/test_harden.c
 LLAMA_HDR = $(wildcard examples/llama/*.h)
 TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c \
-           $(LLAMA_HDR)
+           tools/output.h $(LLAMA_HDR)
 
 # CUDA (optional): nvcc from PATH, else /usr/local/cuda. sm_80 and sm_90
 # code, plus sm_90 PTX for newer GPUs. -fmad=false is a second guard: the
@@ -49,24 +49,27 @@ build/test_san: $(TEST_SRC) tests/compile_cpp.cpp $(TEST_HDR) | build
 	$(CXX) $(CXXFLAGS) $(SAN) -c tests/compile_cpp.cpp -o build/compile_cpp_san.o
 	$(CC) $(CFLAGS) $(SAN) $(TEST_SRC) build/compile_cpp_san.o -o $@ $(LDLIBS) $(STB_LIBS) -lstdc++
 
-build/quickstart: examples/quickstart.c w4a8.h | build
+build/quickstart: examples/quickstart.c w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-build/w4a8_heatmap: tools/w4a8_heatmap.c $(LLAMA_HDR) w4a8.h | build
+build/w4a8_heatmap: tools/w4a8_heatmap.c $(LLAMA_HDR) w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
 
-build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h | build
+build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
 # where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
-# The CUDA part runs first so that the suite's own "N passed, N failed"
-# (under the sanitizers) is the last line.
+# The CUDA part, the programs' own checks (tests/programs.sh) and a short run
+# of every fuzz target come first, so that the suite's own "N passed,
+# N failed, N skipped" (under the sanitizers) is the last line.
 test: deps
-	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama_w4a8
+	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama_w4a8 \
+	  build/quickstart build/w4a8_bench
 ifneq ($(NVCC),)
 	$(MAKE) --no-print-directory test-cuda
 endif
+	sh tests/programs.sh build
 	./build/test_main
 	$(MAKE) --no-print-directory check
 
@@ -95,7 +98,7 @@ build/w4a8_cuda.o: w4a8_cuda.cu $(CUDA_HDR) | build
 build/test_cuda: tests/test_cuda.cu build/w4a8_cuda.o $(CUDA_HDR) tests/test.h tests/cuda_layers.h | build
 	$(NVCC) $(NVFLAGS) $< build/w4a8_cuda.o -o $@ -lgomp
 
-build/w4a8_cuda_bench: tools/w4a8_cuda_bench.cu build/w4a8_cuda.o $(CUDA_HDR) | build
+build/w4a8_cuda_bench: tools/w4a8_cuda_bench.cu build/w4a8_cuda.o $(CUDA_HDR) tools/output.h | build
 	$(NVCC) $(NVFLAGS) $< build/w4a8_cuda.o -o $@ -lcublasLt -lcublas -lgomp
 
 # The CUDA companion, its device tests and its benchmark.
@@ -128,7 +131,7 @@ demo: build/quickstart build/llama_w4a8
 
 # GEMM throughput of every kernel beside the scalar reference and FP32
 # (a few minutes; ./build/w4a8_bench --quick takes seconds).
-build/w4a8_bench: tools/w4a8_bench.c w4a8.h | build
+build/w4a8_bench: tools/w4a8_bench.c w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 bench: build/w4a8_bench

@@ -1100,6 +1100,80 @@ static void test_heatmap_model_bad(void) {
     CHECK(!exists(HM_DIR "L0_qkv.png") && !exists(HM_DIR "cls.png"));
 }
 
+/* Hostile targets (issue 18): a pipe, a link, a directory as -o or as
+   its .tmp are refused and stay what they were; a directory as --raw is not
+   a file of LONG_MAX bytes; lost standard output is exit 1. */
+static void test_heatmap_hostile(void) {
+    const char *raw = HM_DIR "hm_host.f32", *png = HM_DIR "hm_host.png", *link = HM_DIR "hm_host_link.png",
+               *fifo = HM_DIR "hm_host.fifo";
+    float *X = uniform_matrix(4, 8, 77);
+    struct stat st;
+    FILE *f;
+    char keep[8];
+    CHECK(write_f32(raw, X, 32));
+    free(X);
+    /* a pipe stands for any device: a regression run as root must not
+       replace a real one (the bug turned /dev/full into a regular file) */
+    remove(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    {
+        const char *a[] = { "--raw", raw, "--shape", "4,8", "-o", fifo, NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "cannot write build/hm_host.fifo: not a regular file"));
+        CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+        CHECK(run_out[0] == '\0' && !exists(HM_DIR "hm_host.fifo.tmp"));
+    }
+    remove(fifo);
+    /* a link to an old picture: neither is touched */
+    f = fopen(png, "wb");
+    CHECK(f && fputs("keep", f) >= 0 && fclose(f) == 0);
+    remove(link);
+    CHECK(symlink("hm_host.png", link) == 0);
+    {
+        const char *a[] = { "--raw", raw, "--shape", "4,8", "-o", link, NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "cannot write build/hm_host_link.png: a symbolic link"));
+        CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode) && run_out[0] == '\0');
+    }
+    /* the link as PATH.tmp: nothing is written through it */
+    remove(link);
+    CHECK(symlink("hm_host.png", HM_DIR "hm_host2.png.tmp") == 0);
+    {
+        const char *a[] = { "--raw", raw, "--shape", "4,8", "-o", HM_DIR "hm_host2.png", NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "cannot write build/hm_host2.png: a symbolic link"));
+        CHECK(!exists(HM_DIR "hm_host2.png"));
+    }
+    CHECK(lstat(HM_DIR "hm_host2.png.tmp", &st) == 0 && S_ISLNK(st.st_mode));
+    remove(HM_DIR "hm_host2.png.tmp");
+    f = fopen(png, "rb");
+    CHECK(f && fread(keep, 1, sizeof keep, f) == 4 && memcmp(keep, "keep", 4) == 0);
+    if (f) fclose(f);
+    {
+        const char *a[] = { "--raw", raw, "--shape", "4,8", "-o", "build", NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "cannot write build: Is a directory"));
+        CHECK(run_out[0] == '\0'); /* no success line before the failure */
+    }
+    {
+        const char *a[] = { "--raw", "build", "--shape", "4,8", "-o", png, NULL };
+        CHECK(run_tool(a) == 1 && strstr(run_err, "cannot read build: Is a directory") &&
+              !strstr(run_err, "9223372036854775807"));
+    }
+    { /* standard output on a full disk: the picture is made, the exit status says the lines are lost */
+        const char *argv[] = { "w4a8_heatmap", "--raw", raw, "--shape", "4,8", "-o", png, NULL };
+        FILE *full = fopen("/dev/full", "w"), *err = tmpfile();
+        CHECK(full && err);
+        if (full && err) {
+            CHECK(hm_main(7, argv, full, err) == 1);
+            slurp(err, run_err, sizeof run_err);
+            CHECK(strstr(run_err, "w4a8_heatmap: cannot write standard output: ") != NULL);
+            fclose(full);
+        }
+        f = fopen(png, "rb");
+        CHECK(f && fread(keep, 1, sizeof keep, f) == 8 && memcmp(keep, "\x89PNG", 4) == 0);
+        if (f) fclose(f);
+    }
+    remove(png);
+    remove(raw);
+}
+
 static void tests_heatmap_model(void) {
     const char *env = getenv("W4A8_DATA"), *skip = NULL;
     FILE *f;
@@ -1136,5 +1210,6 @@ void tests_heatmap(void) {
     RUN(test_heatmap_smoothquant);
     RUN(test_heatmap_awq);
     RUN(test_heatmap_bad_inputs);
+    RUN(test_heatmap_hostile);
     tests_heatmap_model();
 }

@@ -807,7 +807,7 @@ static int hm_read_raw(const char *path, const char *what, size_t rows, size_t c
     if (!f) return hm_fail(err, HM_EXIT_DATA, "cannot read %s: %s", path, strerror(errno));
     /* A directory opens, and its size would read as LONG_MAX. */
     why = fstat(fileno(f), &st) != 0 ? strerror(errno)
-          : S_ISDIR(st.st_mode)      ? "it is a directory"
+          : S_ISDIR(st.st_mode)      ? strerror(EISDIR)
           : !S_ISREG(st.st_mode)     ? "not a regular file"
                                      : NULL;
     if (why) {
