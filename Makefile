@@ -29,7 +29,7 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda
+.PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
 all: deps
 	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
 
@@ -60,9 +60,9 @@ build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/output.h | bui
 
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
 # where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
-# The CUDA part, the programs' own checks (tests/programs.sh) and a short run
-# of every fuzz target come first, so that the suite's own "N passed,
-# N failed, N skipped" (under the sanitizers) is the last line.
+# The CUDA part and the programs' own checks (tests/programs.sh) come first,
+# so that the suite's own "N passed, N failed, N skipped" (under the
+# sanitizers) is the last line. (.ci/run adds a short `make fuzz`.)
 test: deps
 	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama_w4a8 \
 	  build/quickstart build/w4a8_bench
@@ -147,6 +147,31 @@ test-neon: | build
 	  build/compile_cpp_a64.o -o build/test_a64 $(LDLIBS) -lstdc++
 	@if command -v qemu-aarch64 >/dev/null; then qemu-aarch64 -L /usr/aarch64-linux-gnu build/test_a64; \
 	else echo "qemu-aarch64 not found: built build/test_a64, not run"; fi
+
+# Fuzzing: every tests/fuzz/fuzz_*.c is one libFuzzer target (clang, ASan +
+# UBSan). Each writes its own seeds (`-seed DIR`), then runs FUZZ_SECONDS
+# from them, keeping what it finds in build/fuzz/NAME.corpus; a crash or a
+# broken invariant stops make (the input is saved as build/fuzz/NAME-crash-*).
+FUZZ_SECONDS ?= 60
+FUZZ_SRC   = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN   = $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_FLAGS = -std=c99 -O1 -g -ffp-contract=off $(WARN) -fsanitize=fuzzer,address,undefined \
+             -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_HDR   = w4a8.h $(LLAMA_HDR) tools/w4a8_heatmap.c tools/output.h $(wildcard tests/fuzz/*.h)
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) | build
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@for f in $(FUZZ_BIN); do \
+	  rm -rf $$f.seed && mkdir -p $$f.seed $$f.corpus && $$f -seed $$f.seed || exit 1; \
+	  echo "$$f: $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$$f- $$f.corpus $$f.seed \
+	    2>$$f.log || { tail -40 $$f.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" $$f.log; done
 
 clean:
 	rm -rf build
