@@ -164,7 +164,11 @@ FILE FORMAT (w4a8_layer_save; version W4A8_FORMAT_VERSION; little-endian)
               f32 bias[N]                 only with flag 1
               u32 CRC-32 (IEEE) of every byte before it
    The loader checks magic, version, shapes, exact length, checksum and every
-   value's range, and returns a W4A8_ERR_FILE_* status otherwise.
+   value's range, and returns a W4A8_ERR_FILE_* status otherwise. A file
+   loads only when save would write it byte for byte (a per-token file has
+   act_scale bits 0; flag 3 needs flag 2; smooth >= W4A8_SMOOTH_MIN). The
+   kernel argument is checked before the file (W4A8_ERR_CONFIG or
+   W4A8_ERR_UNSUPPORTED); w4a8_layer_load on a directory is W4A8_ERR_FILE_IO.
 */
 #ifndef W4A8_H
 #define W4A8_H
