@@ -626,6 +626,7 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 #endif
 
 #ifdef _OPENMP
+#include <omp.h>
 #define W4A8__OMP_FOR _Pragma("omp parallel for schedule(static)")
 /* The same, threaded only when cond holds (a lone token skips a fork and a barrier). */
 #define W4A8__PRAGMA(x) _Pragma(#x)
@@ -1029,20 +1030,62 @@ W4A8_PRIVATE void w4a8__fgemm_store(float *C, size_t ldc, size_t rows, size_t co
         }
 }
 
-/* Packing space for one w4a8__fgemm at a time: an A block and a B block. */
+/* Packing space of one thread: an A block and a B block. */
 #define W4A8__FGEMM_WS ((W4A8__MC + W4A8__MR_MAX) * W4A8__KC + (W4A8__NC + W4A8__NR_MAX) * W4A8__KC)
+/* Floats before the first thread's space: the number of threads it has room for. */
+#define W4A8__FGEMM_HEAD 16
 
+/* Packing space for the threads a parallel region would have now, for
+   w4a8__fgemm calls one after the other (free with w4a8__free_aligned). */
 W4A8_PRIVATE float *w4a8__fgemm_ws(void) {
-    return (float *)w4a8__alloc_aligned(W4A8__FGEMM_WS * sizeof(float));
+    int slots = 1;
+    float *ws;
+#ifdef _OPENMP
+    slots = omp_get_max_threads();
+    slots = slots < 1 ? 1 : slots > 256 ? 256 : slots;
+#endif
+    ws = (float *)w4a8__alloc_aligned(((size_t)slots * W4A8__FGEMM_WS + W4A8__FGEMM_HEAD) * sizeof(float));
+    if (ws) memcpy(ws, &slots, sizeof slots);
+    return ws;
 }
 
-/* w4a8_gemm_f32 without the checks; ws from w4a8__fgemm_ws. */
+/* One thread's part: C rows [i0, i1) by columns [j0, j1), serially. */
+W4A8_PRIVATE void w4a8__fgemm_part(const w4a8__fisa *isa, float *ws, size_t M, size_t i0, size_t i1, size_t j0,
+                                   size_t j1, size_t K, float alpha, const float *A, size_t lda, int trans_a,
+                                   const float *B, size_t ldb, int trans_b, float beta, float *C, size_t ldc) {
+    size_t mr = isa->mr, nr = isa->nr, jc, pc, ic, p, q;
+    float acc[W4A8__MR_MAX * W4A8__NR_MAX], *pa = ws, *pb = ws + (W4A8__MC + W4A8__MR_MAX) * W4A8__KC;
+    for (jc = j0; jc < j1; jc += W4A8__NC) {
+        size_t nc = w4a8__min(W4A8__NC, j1 - jc), np = (nc + nr - 1) / nr;
+        for (pc = 0; pc < K; pc += W4A8__KC) {
+            size_t kc = w4a8__min(W4A8__KC, K - pc);
+            for (q = 0; q < np; q++) w4a8__pack_b(B, ldb, trans_b, jc, nc, pc, kc, nr, q, pb);
+            for (ic = i0; ic < i1; ic += W4A8__MC) {
+                size_t mc = w4a8__min(W4A8__MC, i1 - ic), mp = (mc + mr - 1) / mr;
+                for (p = 0; p < mp; p++) w4a8__pack_a(A, lda, trans_a, M, ic, mc, pc, kc, mr, p, pa);
+                /* an A panel (L1) meets every B panel of the block (L2) */
+                for (p = 0; p < mp; p++)
+                    for (q = 0; q < np; q++) {
+                        isa->kern(kc, pa + p * mr * kc, pb + q * nr * kc, acc);
+                        w4a8__fgemm_store(C + (ic + p * mr) * ldc + jc + q * nr, ldc, w4a8__min(mr, mc - p * mr),
+                                          w4a8__min(nr, nc - q * nr), acc, nr, alpha, beta, pc == 0);
+                    }
+            }
+        }
+    }
+}
+
+/* w4a8_gemm_f32 without the checks; ws from w4a8__fgemm_ws. Each thread
+   takes a contiguous range of row panels or column panels of C (whichever
+   dimension is larger), packs its own operands and never waits for
+   another: no barrier inside, so a crowded machine costs no more than
+   its share. */
 W4A8_PRIVATE void w4a8__fgemm(const w4a8__fisa *isa, float *ws, size_t M, size_t N, size_t K, float alpha,
                               const float *A, size_t lda, int trans_a, const float *B, size_t ldb, int trans_b,
                               float beta, float *C, size_t ldc) {
-    size_t mr = isa->mr, nr = isa->nr;
-    float *pa = ws, *pb = ws + (W4A8__MC + W4A8__MR_MAX) * W4A8__KC;
-    int threads;
+    int slots;
+    memcpy(&slots, ws, sizeof slots);
+    ws += W4A8__FGEMM_HEAD;
 #ifdef W4A8_SGEMM
     if (isa->blas) {
         W4A8_SGEMM(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -1050,43 +1093,31 @@ W4A8_PRIVATE void w4a8__fgemm(const w4a8__fisa *isa, float *ws, size_t M, size_t
     }
 #endif
     /* a fork costs microseconds: small products stay on one thread */
-    threads = (double)M * (double)N * (double)K > 1e6;
-    (void)threads;
+    if ((double)M * (double)N * (double)K < 1e6) slots = 1;
 #ifdef _OPENMP
-#pragma omp parallel if (threads)
+#pragma omp parallel num_threads(slots) if (slots > 1)
 #endif
     {
-        float acc[W4A8__MR_MAX * W4A8__NR_MAX];
-        size_t jc, pc, ic;
-        for (jc = 0; jc < N; jc += W4A8__NC) {
-            size_t nc = w4a8__min(W4A8__NC, N - jc), np = (nc + nr - 1) / nr;
-            for (pc = 0; pc < K; pc += W4A8__KC) {
-                size_t kc = w4a8__min(W4A8__KC, K - pc);
-                ptrdiff_t q;
+        int t = 0, n = 1;
+        size_t unit, panels, per, lo, hi;
+        int rows;
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+        t = omp_get_thread_num();
+        n = omp_get_num_threads();
 #endif
-                for (q = 0; q < (ptrdiff_t)np; q++) w4a8__pack_b(B, ldb, trans_b, jc, nc, pc, kc, nr, (size_t)q, pb);
-                for (ic = 0; ic < M; ic += W4A8__MC) {
-                    size_t mc = w4a8__min(W4A8__MC, M - ic), mp = (mc + mr - 1) / mr;
-                    ptrdiff_t t;
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-                    for (t = 0; t < (ptrdiff_t)mp; t++)
-                        w4a8__pack_a(A, lda, trans_a, M, ic, mc, pc, kc, mr, (size_t)t, pa);
-                    /* row panels outer: a thread's tiles share their A panel */
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-                    for (t = 0; t < (ptrdiff_t)(np * mp); t++) {
-                        size_t p = (size_t)t / np, qq = (size_t)t % np;
-                        isa->kern(kc, pa + p * mr * kc, pb + qq * nr * kc, acc);
-                        w4a8__fgemm_store(C + (ic + p * mr) * ldc + jc + qq * nr, ldc, w4a8__min(mr, mc - p * mr),
-                                          w4a8__min(nr, nc - qq * nr), acc, nr, alpha, beta, pc == 0);
-                    }
-                }
-            }
+        rows = M >= N;
+        unit = rows ? isa->mr : isa->nr;
+        panels = ((rows ? M : N) + unit - 1) / unit;
+        per = (panels + (size_t)n - 1) / (size_t)n;
+        lo = w4a8__min(per * (size_t)t * unit, rows ? M : N);
+        hi = w4a8__min(lo + per * unit, rows ? M : N);
+        if (lo < hi) {
+            if (rows)
+                w4a8__fgemm_part(isa, ws + (size_t)t * W4A8__FGEMM_WS, M, lo, hi, 0, N, K, alpha, A, lda, trans_a, B,
+                                 ldb, trans_b, beta, C, ldc);
+            else
+                w4a8__fgemm_part(isa, ws + (size_t)t * W4A8__FGEMM_WS, M, 0, M, lo, hi, K, alpha, A, lda, trans_a, B,
+                                 ldb, trans_b, beta, C, ldc);
         }
     }
 }
