@@ -478,8 +478,12 @@ W4A8_API w4a8_status w4a8_clip_awq(const float *W, size_t N, size_t K, size_t gr
    even 1 fails). Writes codes, scales, zeros (groups contiguous along K, in
    the original column order, whatever act_order), *damp = the final lambda
    and *loss = mean over rows of (w - q) H (w - q)^T / 2, i.e. the mean squared
-   output error per token and output when H = 2/T X^T X. Double precision;
-   the same bits for any thread count. */
+   output error per token and output when H = 2/T X^T X. Float32 like the
+   reference (IST-DASLab/gptq), on the float GEMM: blocked Cholesky and
+   triangular inverse (diagonal blocks in double), the lazy batch update as
+   one GEMM per block; H is scaled by a power of two first, so any finite H
+   fits float. The same bits for any thread count and float kernel;
+   cfg.progress hears of every block. */
 W4A8_API w4a8_status w4a8_quantize_gptq(const float *W, size_t N, size_t K, const double *H,
                                         const w4a8_config *cfg, uint8_t *codes, float *scales,
                                         uint8_t *zeros, double *damp, double *loss);
@@ -1165,9 +1169,21 @@ W4A8_IMPL w4a8_status w4a8_gemm_f32(w4a8_kernel kernel, size_t M, size_t N, size
    sum_t |x_ti x_tj| per element, however many tokens it sees and however
    they are batched (PyTorch's GPTQ keeps its whole running sum in float). */
 W4A8_PRIVATE void w4a8__xtx_add(const float *X, size_t T, size_t K, double *dst, float *P, float *ws) {
-    size_t i0;
+    size_t i0, i;
+    float amax = 0.0f;
+    int e = 0;
     w4a8__fisa isa;
     w4a8__fisa_of(W4A8_KERNEL_AUTO, &isa); /* AUTO always resolves */
+    /* Inputs whose squares would overflow float (or lose their bits to
+       subnormals) are scaled by a power of two, exactly, and the sums back
+       in double: the float products see |x| near 1 whatever the data. */
+    for (i = 0; i < T * K; i++) amax = fabsf(X[i]) > amax ? fabsf(X[i]) : amax;
+    if (amax > 1e12f || (amax > 0.0f && amax < 1e-12f)) {
+        float *Xs = P + w4a8__min(W4A8__XTX_ROWS, K) * K;
+        frexpf(amax, &e);
+        for (i = 0; i < T * K; i++) Xs[i] = ldexpf(X[i], -e);
+        X = Xs;
+    }
     for (i0 = 0; i0 < K; i0 += W4A8__XTX_ROWS) {
         size_t rows = w4a8__min(W4A8__XTX_ROWS, K - i0), cols = K - i0;
         ptrdiff_t r;
@@ -1177,14 +1193,14 @@ W4A8_PRIVATE void w4a8__xtx_add(const float *X, size_t T, size_t K, double *dst,
             double *h = dst + (i0 + (size_t)r) * K;
             const float *p = P + (size_t)r * cols;
             size_t j;
-            for (j = (size_t)r; j < cols; j++) h[i0 + j] += (double)p[j];
+            for (j = (size_t)r; j < cols; j++) h[i0 + j] += ldexp((double)p[j], 2 * e);
         }
     }
 }
 
-/* Scratch of w4a8__xtx_add. */
+/* Scratch of w4a8__xtx_add: P, then room for 256 scaled tokens. */
 W4A8_PRIVATE w4a8_status w4a8__xtx_scratch(size_t K, float **P, float **ws) {
-    *P = (float *)w4a8__alloc(w4a8__min(W4A8__XTX_ROWS, K) * K, sizeof(float));
+    *P = (float *)w4a8__alloc((w4a8__min(W4A8__XTX_ROWS, K) + W4A8__XTX_TOKENS) * K, sizeof(float));
     *ws = w4a8__fgemm_ws();
     if (*P && *ws) return W4A8_OK;
     W4A8_FREE(*P);
@@ -2850,7 +2866,9 @@ typedef struct w4a8__gptq_plan {
     size_t *perm;           /* [K] column quantized at step i (act_order), or NULL */
     unsigned char *dead;    /* [K] 1 where H_jj = 0 */
     float *U;               /* [K][K] upper Cholesky factor of the damped H^-1, in step order */
-    double lambda, delta;   /* damping: delta = lambda * mean(diag H) */
+    double lambda, delta;   /* damping: delta = lambda * mean(diag H), in U's units */
+    int hexp;               /* U is of H 2^-hexp (mean diag H near 1, so float holds it; GPTQ's
+                               codes do not depend on H's scale, its loss does) */
     w4a8__fisa isa;         /* the float GEMM */
 } w4a8__gptq_plan;
 
@@ -2923,6 +2941,11 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
     }
     mean /= (double)K;
     if (st == W4A8_OK && !(mean > 0.0 && mean < HUGE_VAL)) st = W4A8_ERR_SINGULAR_HESSIAN;
+    if (st == W4A8_OK) {
+        frexp(mean, &p->hexp);
+        hscale = ldexp(hscale, -p->hexp);
+        mean = ldexp(mean, -p->hexp);
+    }
     if (st == W4A8_OK && keys) {
         qsort(keys, K, sizeof *keys, w4a8__by_decreasing_h);
         for (j = 0; j < K; j++) p->perm[j] = keys[j].j;
@@ -2938,7 +2961,7 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
             float *row = A + (K - 1 - (size_t)a) * K;
             for (b = (size_t)a; b < K; b++) {
                 size_t c = p->perm ? p->perm[b] : b;
-                row[K - 1 - b] = (float)(c == i ? (p->dead[i] ? 1.0 : w4a8__h(H, K, hscale, s, i, i)) + p->delta
+                row[K - 1 - b] = (float)(c == i ? (p->dead[i] ? ldexp(1.0, -p->hexp) : w4a8__h(H, K, hscale, s, i, i)) + p->delta
                                                 : w4a8__h(H, K, hscale, s, i, c));
             }
         }
@@ -3069,7 +3092,7 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *
                 double d = (p->dead[k] ? 0.0 : (double)W[row * K + k]) - q;
                 d2 += d * d;
             }
-            loss[row] = (loss[row] - p->delta * d2) / 2.0;
+            loss[row] = ldexp((loss[row] - p->delta * d2) / 2.0, p->hexp);
             if (loss[row] < 0.0) loss[row] = 0.0;
         }
         *loss_sum = 0.0;
