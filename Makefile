@@ -28,7 +28,7 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda
+.PHONY: all deps test check test-compilers demo bench bench-quant test-neon clean cuda test-cuda bench-cuda
 all: deps
 	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
 
@@ -130,8 +130,23 @@ demo: build/quickstart build/llama_w4a8
 build/w4a8_bench: tools/w4a8_bench.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-bench: build/w4a8_bench
+bench: build/w4a8_bench bench-quant
 	./build/w4a8_bench
+
+# Quantization time (calibration, GPTQ, AWQ search/clip/whole, AWQ+GPTQ, AUTO)
+# of one 4096x4096 layer, 512 tokens, group 128, 1 and 2 threads, beside the
+# PyTorch transcription of the authors' loops when Debian's python3-torch is
+# there (about 25 minutes on 2 idle cores; RUNS=1 halves it).
+RUNS ?= 3
+build/w4a8_quant_bench: tools/w4a8_quant_bench.c w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+bench-quant: build/w4a8_quant_bench
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	  /usr/bin/python3 tools/torch_ref.py --check build/w4a8_quant_bench && \
+	  /usr/bin/python3 tools/torch_ref.py --bench build/w4a8_quant_bench --runs $(RUNS); \
+	else echo "bench-quant: no torch for /usr/bin/python3 (Debian python3-torch): w4a8 alone"; \
+	  ./build/w4a8_quant_bench --runs $(RUNS); fi
 
 # Optional: the NEON kernel, cross-built for AArch64 with the dot-product
 # extension and run under qemu when it is there (Debian: gcc-aarch64-linux-gnu
