@@ -136,8 +136,9 @@ bench: build/w4a8_bench bench-quant
 # Quantization time (calibration, GPTQ, AWQ search/clip/whole, AWQ+GPTQ, AUTO)
 # of one 4096x4096 layer, 512 tokens, group 128, 1 and 2 threads, beside the
 # PyTorch transcription of the authors' loops when Debian's python3-torch is
-# there (about 25 minutes on 2 idle cores; RUNS=1 halves it).
-RUNS ?= 3
+# there (PyTorch's elementwise AWQ clip dominates: about 40 minutes on 2 idle
+# cores with RUNS=1, over 1.5 hours with RUNS=3).
+RUNS ?= 1
 build/w4a8_quant_bench: tools/w4a8_quant_bench.c w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
