@@ -12,9 +12,8 @@ LDLIBS   = -lm
 STB_LIBS = -lstb
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-TEST_SRC = tests/test_main.c tests/test_core.c tests/test_kernels.c tests/test_methods.c tests/compile_c.c \
-           tests/compile_nosimd.c tests/test_heatmap.c tests/test_cuda_layout.c tests/test_llama2.c \
-           tests/test_harden.c
+# Every tests/test_*.c is part of the one runner (tests/test_main.c calls each suite).
+TEST_SRC = $(sort $(wildcard tests/test_*.c)) tests/compile_c.c tests/compile_nosimd.c
 LLAMA_HDR = $(wildcard examples/llama/*.h)
 TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c \
            tools/output.h $(LLAMA_HDR)
@@ -29,7 +28,7 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
+.PHONY: all deps test check test-compilers demo bench bench-quant test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
 all: deps
 	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
 
@@ -136,6 +135,22 @@ build/w4a8_bench: tools/w4a8_bench.c w4a8.h tools/output.h | build
 
 bench: build/w4a8_bench
 	./build/w4a8_bench
+
+# Quantization time (calibration, GPTQ, AWQ search/clip/whole, AWQ+GPTQ, AUTO)
+# of one 4096x4096 layer, 512 tokens, group 128, 1 and 2 threads, beside the
+# PyTorch transcription of the authors' loops when Debian's python3-torch is
+# there (PyTorch's elementwise AWQ clip dominates: about 40 minutes on 2 idle
+# cores with RUNS=1, over 1.5 hours with RUNS=3).
+RUNS ?= 1
+build/w4a8_quant_bench: tools/w4a8_quant_bench.c w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+bench-quant: build/w4a8_quant_bench
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	  /usr/bin/python3 tools/torch_ref.py --check build/w4a8_quant_bench && \
+	  /usr/bin/python3 tools/torch_ref.py --bench build/w4a8_quant_bench --runs $(RUNS); \
+	else echo "bench-quant: no torch for /usr/bin/python3 (Debian python3-torch): w4a8 alone"; \
+	  ./build/w4a8_quant_bench --runs $(RUNS); fi
 
 # Optional: the NEON kernel, cross-built for AArch64 with the dot-product
 # extension and run under qemu when it is there (Debian: gcc-aarch64-linux-gnu

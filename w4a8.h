@@ -38,6 +38,11 @@ BUILD OPTIONS (define before including the implementation)
    W4A8_NO_AVX512          compile out the AVX-512 VNNI kernel
    W4A8_NO_NEON            compile out the NEON kernel
    W4A8_NO_STDIO           drop w4a8_layer_save/w4a8_layer_load (the memory versions stay)
+   W4A8_SGEMM(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+                           a row-major BLAS sgemm for the float GEMM of calibration,
+                           GPTQ and AWQ under W4A8_KERNEL_AUTO, e.g. cblas_sgemm(
+                           CblasRowMajor, ta ? CblasTrans : CblasNoTrans, ...) (default:
+                           the header's own; results then are the BLAS's, bits included)
    No option changes a numeric result except by choosing which kernel runs,
    and every kernel is bit-identical to the scalar reference.
    Build with OpenMP (-fopenmp) for threads; the pragmas vanish without it.
@@ -294,7 +299,14 @@ typedef struct w4a8_config {
                                error-compensated weights; 1: from the original weights, first */
     float fptq_low;         /* 15: FPTQ keeps a layer with max|x| below this per-tensor static */
     float fptq_high;        /* 150: ... from here on per-token dynamic; in between LAE + static */
-    w4a8_kernel kernel;     /* W4A8_KERNEL_AUTO */
+    w4a8_kernel kernel;     /* W4A8_KERNEL_AUTO; also picks the float GEMM of GPTQ and AWQ */
+    /* NULL: silent. Else w4a8_quantize_linears (and w4a8_layer_quantize,
+       w4a8_quantize_gptq) call progress(progress_user, done, total) from the
+       calling thread as work completes: done grows, the last call has done ==
+       total. Units are steps of this call (an AWQ ratio, a GPTQ block of
+       columns, a linear's weights, an AUTO candidate's scoring). */
+    void (*progress)(void *user, size_t done, size_t total);
+    void *progress_user;    /* NULL */
 } w4a8_config;
 
 W4A8_API w4a8_status w4a8_config_init(w4a8_config *cfg);
@@ -318,6 +330,23 @@ typedef struct w4a8_layer {
     w4a8_kernel kernel;     /* the GEMM it runs, resolved (never AUTO) */
 } w4a8_layer;
 
+/* >>fgemm ------------------------------------------------------------------ */
+
+/* The float GEMM that calibration, GPTQ and AWQ run on (and you may too):
+   C[M][N] = alpha op(A) op(B) + beta C, row-major. op(A) is A[M][K] (lda >= K),
+   or with trans_a the transpose of A[K][M] (lda >= M); op(B) is B[K][N]
+   (ldb >= N), or with trans_b the transpose of B[N][K] (ldb >= K); ldc >= N.
+   beta = 0 never reads C. Every output is summed in one order whatever the
+   kernel and the thread count: k ascending in blocks of 256, each block a
+   chain of fused multiply-adds from 0, then C = (beta C) + alpha * block_sum
+   block after block; so every kernel gives the same bits (the scalar one
+   through fmaf). kernel as in w4a8_config: SCALAR is the reference, AVX2 and
+   AVX_VNNI run AVX2 + FMA, AVX512_VNNI AVX-512F, NEON NEON; AUTO the fastest
+   (or W4A8_SGEMM, see BUILD OPTIONS). NaN or Inf in A or B propagate to C. */
+W4A8_API w4a8_status w4a8_gemm_f32(w4a8_kernel kernel, size_t M, size_t N, size_t K, float alpha,
+                                   const float *A, size_t lda, int trans_a, const float *B, size_t ldb,
+                                   int trans_b, float beta, float *C, size_t ldc);
+
 /* >>calibrate -------------------------------------------------------------- */
 
 /* Statistics of one layer input, streamed batch by batch. */
@@ -326,13 +355,16 @@ typedef struct w4a8_calib {
     size_t tokens;          /* tokens seen */
     float *absmax;          /* [K] max |x| */
     double *abssum;         /* [K] sum |x|; mean |x| = abssum / tokens */
-    double *xtx;            /* [K][K] upper triangle of sum x x^T, or NULL */
+    double *xtx;            /* [K][K] upper triangle of sum x x^T over the tokens not pending, or NULL */
+    float *pending;         /* [256][K] the last tokens seen, not yet in xtx (with xtx) */
+    size_t pending_rows;    /* xtx takes tokens 256 at a time, whatever the batches */
     float *sample;          /* [sample_cap][K] reservoir of tokens, or NULL */
     size_t sample_cap, sample_rows;
     uint64_t rng;           /* fixed seed: the reservoir is deterministic */
 } w4a8_calib;
 
-/* with_hessian: also accumulate X^T X (K*K doubles). sample_cap: keep up to
+/* with_hessian: also accumulate X^T X (K*K doubles, summed in float over
+   each run of 256 tokens of the stream, then in double). sample_cap: keep up to
    that many tokens, drawn uniformly by reservoir sampling, for methods that
    measure output error (AWQ, AUTO); 0 keeps none. */
 W4A8_API w4a8_status w4a8_calib_create(size_t K, int with_hessian, size_t sample_cap, w4a8_calib **out);
@@ -462,8 +494,12 @@ W4A8_API w4a8_status w4a8_clip_awq(const float *W, size_t N, size_t K, size_t gr
    even 1 fails). Writes codes, scales, zeros (groups contiguous along K, in
    the original column order, whatever act_order), *damp = the final lambda
    and *loss = mean over rows of (w - q) H (w - q)^T / 2, i.e. the mean squared
-   output error per token and output when H = 2/T X^T X. Double precision;
-   the same bits for any thread count. */
+   output error per token and output when H = 2/T X^T X. Float32 like the
+   reference (IST-DASLab/gptq), on the float GEMM: blocked Cholesky and
+   triangular inverse (diagonal blocks in double), the lazy batch update as
+   one GEMM per block; H is scaled by a power of two first, so any finite H
+   fits float. The same bits for any thread count and float kernel;
+   cfg.progress hears of every block. */
 W4A8_API w4a8_status w4a8_quantize_gptq(const float *W, size_t N, size_t K, const double *H,
                                         const w4a8_config *cfg, uint8_t *codes, float *scales,
                                         uint8_t *zeros, double *damp, double *loss);
@@ -610,6 +646,7 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 #endif
 
 #ifdef _OPENMP
+#include <omp.h>
 #define W4A8__OMP_FOR _Pragma("omp parallel for schedule(static)")
 /* The same, threaded only when cond holds (a lone token skips a fork and a barrier). */
 #define W4A8__PRAGMA(x) _Pragma(#x)
@@ -723,6 +760,8 @@ W4A8_PRIVATE void *w4a8__alloc(size_t count, size_t size) {
     return W4A8_MALLOC(bytes ? bytes : 1);
 }
 
+W4A8_PRIVATE size_t w4a8__min(size_t a, size_t b) { return a < b ? a : b; }
+
 W4A8_PRIVATE float w4a8__clampf(float x, float lo, float hi) {
     return x < lo ? lo : (x > hi ? hi : x);
 }
@@ -818,10 +857,373 @@ W4A8_IMPL w4a8_status w4a8_config_init(w4a8_config *cfg) {
     cfg->fptq_low = 15.0f;
     cfg->fptq_high = 150.0f;
     cfg->kernel = W4A8_KERNEL_AUTO;
+    cfg->progress = NULL;
+    cfg->progress_user = NULL;
+    return W4A8_OK;
+}
+
+/* >>fgemm ------------------------------------------------------------------ */
+
+/* BLIS's loops: op(B) in blocks of KC x NC (L2) packed once and shared by
+   the threads, op(A) in blocks of MC x KC, micro-tiles of MR x NR: an A
+   panel (MR x KC, L1) meets every B panel of the block in turn. Threads
+   split the micro-tiles of C, never k, so the thread count cannot change a
+   sum. */
+#define W4A8__KC 256
+#define W4A8__MC 240
+#define W4A8__NC 512
+#define W4A8__MR_MAX 12
+#define W4A8__NR_MAX 32
+
+/* acc[MR][NR] = the fused multiply-add chain over kc of a panel of MR rows
+   (a[k * MR + i]) by a panel of NR columns (b[k * NR + j]), from 0. */
+typedef void (*w4a8__fkern)(size_t kc, const float *a, const float *b, float *acc);
+
+typedef struct w4a8__fisa {
+    w4a8__fkern kern;
+    size_t mr, nr;
+    int blas;               /* 1: W4A8_SGEMM does the work */
+} w4a8__fisa;
+
+W4A8_PRIVATE void w4a8__fkern_scalar(size_t kc, const float *a, const float *b, float *acc) {
+    size_t k, i, j;
+    for (i = 0; i < 4 * 8; i++) acc[i] = 0.0f;
+    for (k = 0; k < kc; k++)
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 8; j++) acc[i * 8 + j] = fmaf(a[k * 4 + i], b[k * 8 + j], acc[i * 8 + j]);
+}
+
+W4A8__SIMD_BEGIN
+/* Fully unrolled, so that the accumulator arrays live in registers. */
+#ifdef __clang__
+#define W4A8__FUNROLL _Pragma("unroll")
+#else
+#define W4A8__FUNROLL _Pragma("GCC unroll 16")
+#endif
+#ifdef W4A8__AVX2
+/* 6 x 16: twelve accumulators, two B vectors and a broadcast in 16 registers. */
+W4A8_PRIVATE __attribute__((target("avx2,fma"))) void w4a8__fkern_avx2(size_t kc, const float *a, const float *b,
+                                                                       float *acc) {
+    __m256 c[6][2];
+    size_t k;
+    int i;
+    W4A8__FUNROLL for (i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+    for (k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        W4A8__FUNROLL for (i = 0; i < 6; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            c[i][0] = _mm256_fmadd_ps(ai, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(ai, b1, c[i][1]);
+        }
+    }
+    W4A8__FUNROLL for (i = 0; i < 6; i++) {
+        _mm256_storeu_ps(acc + i * 16, c[i][0]);
+        _mm256_storeu_ps(acc + i * 16 + 8, c[i][1]);
+    }
+}
+#endif
+#ifdef W4A8__AVX512
+/* 12 x 32: 24 accumulators of the 32 registers. */
+W4A8_PRIVATE __attribute__((target("avx512f"))) void w4a8__fkern_avx512(size_t kc, const float *a, const float *b,
+                                                                        float *acc) {
+    __m512 c[12][2];
+    size_t k;
+    int i;
+    W4A8__FUNROLL for (i = 0; i < 12; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        W4A8__FUNROLL for (i = 0; i < 12; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
+        }
+    }
+    W4A8__FUNROLL for (i = 0; i < 12; i++) {
+        _mm512_storeu_ps(acc + i * 32, c[i][0]);
+        _mm512_storeu_ps(acc + i * 32 + 16, c[i][1]);
+    }
+}
+#endif
+#ifdef W4A8__NEON
+/* 6 x 16: 24 accumulators of the 32 registers. vfmaq_f32 is fused. */
+W4A8_PRIVATE void w4a8__fkern_neon(size_t kc, const float *a, const float *b, float *acc) {
+    float32x4_t c[6][4];
+    size_t k;
+    int i, j;
+    W4A8__FUNROLL for (i = 0; i < 6; i++) W4A8__FUNROLL for (j = 0; j < 4; j++) c[i][j] = vdupq_n_f32(0.0f);
+    for (k = 0; k < kc; k++, a += 6, b += 16) {
+        float32x4_t bv[4];
+        W4A8__FUNROLL for (j = 0; j < 4; j++) bv[j] = vld1q_f32(b + 4 * j);
+        W4A8__FUNROLL for (i = 0; i < 6; i++) {
+            float32x4_t ai = vdupq_n_f32(a[i]);
+            W4A8__FUNROLL for (j = 0; j < 4; j++) c[i][j] = vfmaq_f32(c[i][j], ai, bv[j]);
+        }
+    }
+    W4A8__FUNROLL for (i = 0; i < 6; i++) W4A8__FUNROLL for (j = 0; j < 4; j++) vst1q_f32(acc + i * 16 + 4 * j, c[i][j]);
+}
+#endif
+W4A8__SIMD_END
+
+/* The float kernel for a w4a8_kernel choice. */
+W4A8_PRIVATE w4a8_status w4a8__fisa_of(w4a8_kernel want, w4a8__fisa *isa) {
+    w4a8_kernel k;
+    w4a8_status st = w4a8_kernel_resolve(want, &k);
+    if (st != W4A8_OK) return st;
+    isa->kern = w4a8__fkern_scalar;
+    isa->mr = 4;
+    isa->nr = 8;
+    isa->blas = 0;
+#ifdef W4A8_SGEMM
+    isa->blas = want == W4A8_KERNEL_AUTO;
+#endif
+#ifdef W4A8__AVX512
+    if (k == W4A8_KERNEL_AVX512_VNNI) {
+        isa->kern = w4a8__fkern_avx512;
+        isa->mr = 12;
+        isa->nr = 32;
+        return W4A8_OK;
+    }
+#endif
+#ifdef W4A8__AVX2
+    if (k == W4A8_KERNEL_AVX2 || k == W4A8_KERNEL_AVX_VNNI) {
+        if (!__builtin_cpu_supports("fma")) return want == W4A8_KERNEL_AUTO ? W4A8_OK : W4A8_ERR_UNSUPPORTED;
+        isa->kern = w4a8__fkern_avx2;
+        isa->mr = 6;
+        isa->nr = 16;
+        return W4A8_OK;
+    }
+#endif
+#ifdef W4A8__NEON
+    if (k == W4A8_KERNEL_NEON) {
+        isa->kern = w4a8__fkern_neon;
+        isa->mr = 6;
+        isa->nr = 16;
+        return W4A8_OK;
+    }
+#endif
+    return W4A8_OK;
+}
+
+/* Panels of op(A) rows [i0, i0 + mc) by k [k0, k0 + kc), rows past M zero. */
+W4A8_PRIVATE void w4a8__pack_a(const float *A, size_t lda, int trans, size_t M, size_t i0, size_t mc, size_t k0,
+                               size_t kc, size_t mr, size_t p, float *dst) {
+    size_t i, k;
+    dst += p * mr * kc;
+    for (i = 0; i < mr; i++) {
+        size_t row = i0 + p * mr + i;
+        if (row >= M || i >= mc - p * mr)
+            for (k = 0; k < kc; k++) dst[k * mr + i] = 0.0f;
+        else if (trans)
+            for (k = 0; k < kc; k++) dst[k * mr + i] = A[(k0 + k) * lda + row];
+        else
+            for (k = 0; k < kc; k++) dst[k * mr + i] = A[row * lda + k0 + k];
+    }
+}
+
+/* Panels of op(B) k [k0, k0 + kc) by columns [j0, j0 + nc), columns past N zero. */
+W4A8_PRIVATE void w4a8__pack_b(const float *B, size_t ldb, int trans, size_t j0, size_t nc, size_t k0, size_t kc,
+                               size_t nr, size_t q, float *dst) {
+    size_t j, k, cols = w4a8__min(nr, nc - q * nr);
+    dst += q * nr * kc;
+    if (trans) {
+        for (j = 0; j < nr; j++) {
+            const float *b = B + (j0 + q * nr + j) * ldb + k0;
+            for (k = 0; k < kc; k++) dst[k * nr + j] = j < cols ? b[k] : 0.0f;
+        }
+    } else {
+        for (k = 0; k < kc; k++) {
+            const float *b = B + (k0 + k) * ldb + j0 + q * nr;
+            for (j = 0; j < nr; j++) dst[k * nr + j] = j < cols ? b[j] : 0.0f;
+        }
+    }
+}
+
+/* The one place a block's sum reaches C: separate roundings, every kernel. */
+W4A8_PRIVATE void w4a8__fgemm_store(float *C, size_t ldc, size_t rows, size_t cols, const float *acc, size_t nr,
+                                    float alpha, float beta, int first) {
+    size_t i, j;
+    for (i = 0; i < rows; i++)
+        for (j = 0; j < cols; j++) {
+            float t = alpha * acc[i * nr + j], c = C[i * ldc + j];
+            if (first) c = beta == 0.0f ? 0.0f : beta * c;
+            C[i * ldc + j] = c + t;
+        }
+}
+
+/* Packing space of one thread: an A block and a B block. */
+#define W4A8__FGEMM_WS ((W4A8__MC + W4A8__MR_MAX) * W4A8__KC + (W4A8__NC + W4A8__NR_MAX) * W4A8__KC)
+/* Floats before the first thread's space: the number of threads it has room for. */
+#define W4A8__FGEMM_HEAD 16
+
+/* Packing space for the threads a parallel region would have now, for
+   w4a8__fgemm calls one after the other (free with w4a8__free_aligned). */
+W4A8_PRIVATE float *w4a8__fgemm_ws(void) {
+    int slots = 1;
+    float *ws;
+#ifdef _OPENMP
+    slots = omp_get_max_threads();
+    slots = slots < 1 ? 1 : slots > 256 ? 256 : slots;
+#endif
+    ws = (float *)w4a8__alloc_aligned(((size_t)slots * W4A8__FGEMM_WS + W4A8__FGEMM_HEAD) * sizeof(float));
+    if (ws) memcpy(ws, &slots, sizeof slots);
+    return ws;
+}
+
+/* One thread's part: C rows [i0, i1) by columns [j0, j1), serially. */
+W4A8_PRIVATE void w4a8__fgemm_part(const w4a8__fisa *isa, float *ws, size_t M, size_t i0, size_t i1, size_t j0,
+                                   size_t j1, size_t K, float alpha, const float *A, size_t lda, int trans_a,
+                                   const float *B, size_t ldb, int trans_b, float beta, float *C, size_t ldc) {
+    size_t mr = isa->mr, nr = isa->nr, jc, pc, ic, p, q;
+    float acc[W4A8__MR_MAX * W4A8__NR_MAX], *pa = ws, *pb = ws + (W4A8__MC + W4A8__MR_MAX) * W4A8__KC;
+    for (jc = j0; jc < j1; jc += W4A8__NC) {
+        size_t nc = w4a8__min(W4A8__NC, j1 - jc), np = (nc + nr - 1) / nr;
+        for (pc = 0; pc < K; pc += W4A8__KC) {
+            size_t kc = w4a8__min(W4A8__KC, K - pc);
+            for (q = 0; q < np; q++) w4a8__pack_b(B, ldb, trans_b, jc, nc, pc, kc, nr, q, pb);
+            for (ic = i0; ic < i1; ic += W4A8__MC) {
+                size_t mc = w4a8__min(W4A8__MC, i1 - ic), mp = (mc + mr - 1) / mr;
+                for (p = 0; p < mp; p++) w4a8__pack_a(A, lda, trans_a, M, ic, mc, pc, kc, mr, p, pa);
+                /* an A panel (L1) meets every B panel of the block (L2) */
+                for (p = 0; p < mp; p++)
+                    for (q = 0; q < np; q++) {
+                        isa->kern(kc, pa + p * mr * kc, pb + q * nr * kc, acc);
+                        w4a8__fgemm_store(C + (ic + p * mr) * ldc + jc + q * nr, ldc, w4a8__min(mr, mc - p * mr),
+                                          w4a8__min(nr, nc - q * nr), acc, nr, alpha, beta, pc == 0);
+                    }
+            }
+        }
+    }
+}
+
+/* w4a8_gemm_f32 without the checks; ws from w4a8__fgemm_ws. Each thread
+   takes a contiguous range of row panels or column panels of C (whichever
+   dimension is larger), packs its own operands and never waits for
+   another: no barrier inside, so a crowded machine costs no more than
+   its share. */
+W4A8_PRIVATE void w4a8__fgemm(const w4a8__fisa *isa, float *ws, size_t M, size_t N, size_t K, float alpha,
+                              const float *A, size_t lda, int trans_a, const float *B, size_t ldb, int trans_b,
+                              float beta, float *C, size_t ldc) {
+    int slots;
+    memcpy(&slots, ws, sizeof slots);
+    ws += W4A8__FGEMM_HEAD;
+#ifdef W4A8_SGEMM
+    if (isa->blas) {
+        W4A8_SGEMM(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    /* a fork costs microseconds: small products stay on one thread */
+    if ((double)M * (double)N * (double)K < 1e6) slots = 1;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(slots) if (slots > 1)
+#endif
+    {
+        int t = 0, n = 1;
+        size_t unit, panels, per, lo, hi;
+        int rows;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        rows = M >= N;
+        unit = rows ? isa->mr : isa->nr;
+        panels = ((rows ? M : N) + unit - 1) / unit;
+        per = (panels + (size_t)n - 1) / (size_t)n;
+        lo = w4a8__min(per * (size_t)t * unit, rows ? M : N);
+        hi = w4a8__min(lo + per * unit, rows ? M : N);
+        if (lo < hi) {
+            if (rows)
+                w4a8__fgemm_part(isa, ws + (size_t)t * W4A8__FGEMM_WS, M, lo, hi, 0, N, K, alpha, A, lda, trans_a, B,
+                                 ldb, trans_b, beta, C, ldc);
+            else
+                w4a8__fgemm_part(isa, ws + (size_t)t * W4A8__FGEMM_WS, M, 0, M, lo, hi, K, alpha, A, lda, trans_a, B,
+                                 ldb, trans_b, beta, C, ldc);
+        }
+    }
+}
+
+/* Rows of a row-major operand: (rows - 1) * ld + cols elements must fit. */
+W4A8_PRIVATE w4a8_status w4a8__check_operand(size_t rows, size_t cols, size_t ld) {
+    size_t n;
+    if (ld < cols) return W4A8_ERR_SHAPE;
+    if (w4a8__mul(rows - 1, ld, &n) || n > (size_t)-1 - cols || w4a8__mul(n + cols, sizeof(float), &n))
+        return W4A8_ERR_OVERFLOW;
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_gemm_f32(w4a8_kernel kernel, size_t M, size_t N, size_t K, float alpha,
+                                    const float *A, size_t lda, int trans_a, const float *B, size_t ldb,
+                                    int trans_b, float beta, float *C, size_t ldc) {
+    w4a8__fisa isa;
+    float *ws;
+    w4a8_status st;
+    if (!A || !B || !C) return W4A8_ERR_NULL_ARG;
+    if (M == 0 || N == 0 || K == 0) return W4A8_ERR_SHAPE;
+    if ((st = w4a8__check_operand(trans_a ? K : M, trans_a ? M : K, lda)) != W4A8_OK ||
+        (st = w4a8__check_operand(trans_b ? N : K, trans_b ? K : N, ldb)) != W4A8_OK ||
+        (st = w4a8__check_operand(M, N, ldc)) != W4A8_OK)
+        return st;
+    if (!w4a8__finite(alpha) || !w4a8__finite(beta)) return W4A8_ERR_NONFINITE;
+    if ((st = w4a8__fisa_of(kernel, &isa)) != W4A8_OK) return st;
+    if (!(ws = w4a8__fgemm_ws())) return W4A8_ERR_NOMEM;
+    w4a8__fgemm(&isa, ws, M, N, K, alpha, A, lda, trans_a, B, ldb, trans_b, beta, C, ldc);
+    w4a8__free_aligned(ws);
     return W4A8_OK;
 }
 
 /* >>calibrate -------------------------------------------------------------- */
+
+/* Hessian panels: rows of the upper triangle per GEMM, tokens per float sum. */
+#define W4A8__XTX_ROWS 256
+#define W4A8__XTX_TOKENS 256
+
+/* dst[K][K] (upper triangle, double) += X^T X for X[T][K], T <= 256. The
+   products run in the float GEMM, W4A8__XTX_ROWS rows of the triangle at a
+   time (P: that many rows of K floats), and each float sum is added to the
+   double dst. The calibration feeds it the stream 256 tokens at a time, so
+   the float rounding is that of a 256-token sum, at most 256 eps
+   sum_t |x_ti x_tj| per element, however many tokens it sees and however
+   they are batched (PyTorch's GPTQ keeps its whole running sum in float). */
+W4A8_PRIVATE void w4a8__xtx_add(const float *X, size_t T, size_t K, double *dst, float *P, float *ws) {
+    size_t i0, i;
+    float amax = 0.0f;
+    int e = 0;
+    w4a8__fisa isa;
+    w4a8__fisa_of(W4A8_KERNEL_AUTO, &isa); /* AUTO always resolves */
+    /* Inputs whose squares would overflow float (or lose their bits to
+       subnormals) are scaled by a power of two, exactly, and the sums back
+       in double: the float products see |x| near 1 whatever the data. */
+    for (i = 0; i < T * K; i++) amax = fabsf(X[i]) > amax ? fabsf(X[i]) : amax;
+    if (amax > 1e12f || (amax > 0.0f && amax < 1e-12f)) {
+        float *Xs = P + w4a8__min(W4A8__XTX_ROWS, K) * K;
+        frexpf(amax, &e);
+        for (i = 0; i < T * K; i++) Xs[i] = ldexpf(X[i], -e);
+        X = Xs;
+    }
+    for (i0 = 0; i0 < K; i0 += W4A8__XTX_ROWS) {
+        size_t rows = w4a8__min(W4A8__XTX_ROWS, K - i0), cols = K - i0;
+        ptrdiff_t r;
+        w4a8__fgemm(&isa, ws, rows, cols, T, 1.0f, X + i0, K, 1, X + i0, K, 0, 0.0f, P, cols);
+        W4A8__OMP_FOR
+        for (r = 0; r < (ptrdiff_t)rows; r++) {
+            double *h = dst + (i0 + (size_t)r) * K;
+            const float *p = P + (size_t)r * cols;
+            size_t j;
+            for (j = (size_t)r; j < cols; j++) h[i0 + j] += ldexp((double)p[j], 2 * e);
+        }
+    }
+}
+
+/* Scratch of w4a8__xtx_add: P, then room for 256 scaled tokens. */
+W4A8_PRIVATE w4a8_status w4a8__xtx_scratch(size_t K, float **P, float **ws) {
+    *P = (float *)w4a8__alloc((w4a8__min(W4A8__XTX_ROWS, K) + W4A8__XTX_TOKENS) * K, sizeof(float));
+    *ws = w4a8__fgemm_ws();
+    if (*P && *ws) return W4A8_OK;
+    W4A8_FREE(*P);
+    w4a8__free_aligned(*ws);
+    return W4A8_ERR_NOMEM;
+}
+
 
 W4A8_IMPL w4a8_status w4a8_calib_create(size_t K, int with_hessian, size_t sample_cap, w4a8_calib **out) {
     w4a8_calib *c;
@@ -839,9 +1241,12 @@ W4A8_IMPL w4a8_status w4a8_calib_create(size_t K, int with_hessian, size_t sampl
     c->rng = 0x9E3779B97F4A7C15ull;
     c->absmax = (float *)w4a8__alloc(K, sizeof(float));
     c->abssum = (double *)w4a8__alloc(K, sizeof(double));
-    if (with_hessian) c->xtx = (double *)W4A8_MALLOC(kk);
+    if (with_hessian) {
+        c->xtx = (double *)W4A8_MALLOC(kk);
+        c->pending = (float *)w4a8__alloc(W4A8__XTX_TOKENS * K, sizeof(float));
+    }
     if (sample_cap) c->sample = (float *)W4A8_MALLOC(sk);
-    if (!c->absmax || !c->abssum || (with_hessian && !c->xtx) || (sample_cap && !c->sample)) {
+    if (!c->absmax || !c->abssum || (with_hessian && (!c->xtx || !c->pending)) || (sample_cap && !c->sample)) {
         w4a8_calib_free(c);
         return W4A8_ERR_NOMEM;
     }
@@ -862,11 +1267,14 @@ W4A8_PRIVATE uint64_t w4a8__rand(uint64_t *state) {
 
 W4A8_IMPL w4a8_status w4a8_calib_add(w4a8_calib *c, const float *X, size_t T) {
     size_t K, t, k, tk;
+    float *P = NULL, *ws = NULL;
     if (!c || !X) return W4A8_ERR_NULL_ARG;
     if (T == 0) return W4A8_ERR_SHAPE;
     K = c->K;
     if (w4a8__mul(T, K, &tk)) return W4A8_ERR_OVERFLOW;
     if (!w4a8__all_finite(X, tk)) return W4A8_ERR_NONFINITE;
+    /* allocated before anything changes: a failure leaves the stats as they were */
+    if (c->xtx && w4a8__xtx_scratch(K, &P, &ws) != W4A8_OK) return W4A8_ERR_NOMEM;
     for (t = 0; t < T; t++) {
         const float *x = X + t * K;
         for (k = 0; k < K; k++) {
@@ -875,19 +1283,14 @@ W4A8_IMPL w4a8_status w4a8_calib_add(w4a8_calib *c, const float *X, size_t T) {
             c->abssum[k] += a;
         }
     }
-    if (c->xtx) {
-        /* Rows of the upper triangle are independent: threads never share a sum. */
-        ptrdiff_t i;
-        W4A8__OMP_FOR
-        for (i = 0; i < (ptrdiff_t)K; i++) {
-            double *h = c->xtx + (size_t)i * K;
-            size_t tt, j;
-            for (tt = 0; tt < T; tt++) {
-                const float *x = X + tt * K;
-                double xi = x[i];
-                if (xi == 0.0) continue;
-                for (j = (size_t)i; j < K; j++) h[j] += xi * x[j];
-            }
+    for (t = 0; c->xtx && t < T;) {
+        size_t take = w4a8__min(W4A8__XTX_TOKENS - c->pending_rows, T - t);
+        memcpy(c->pending + c->pending_rows * K, X + t * K, take * K * sizeof(float));
+        c->pending_rows += take;
+        t += take;
+        if (c->pending_rows == W4A8__XTX_TOKENS) {
+            w4a8__xtx_add(c->pending, W4A8__XTX_TOKENS, K, c->xtx, P, ws);
+            c->pending_rows = 0;
         }
     }
     for (t = 0; t < T && c->sample; t++) {
@@ -901,19 +1304,30 @@ W4A8_IMPL w4a8_status w4a8_calib_add(w4a8_calib *c, const float *X, size_t T) {
         memcpy(c->sample + slot * K, X + t * K, K * sizeof(float));
     }
     c->tokens += T;
+    W4A8_FREE(P);
+    w4a8__free_aligned(ws);
     return W4A8_OK;
 }
 
 W4A8_IMPL w4a8_status w4a8_calib_hessian(const w4a8_calib *c, double *H) {
     size_t K, i, j;
+    float *P, *ws;
     double f;
     if (!c || !H) return W4A8_ERR_NULL_ARG;
     if (!c->xtx) return W4A8_ERR_CONFIG;
     if (c->tokens == 0) return W4A8_ERR_NEED_CALIB;
     K = c->K;
+    if (c->pending_rows && w4a8__xtx_scratch(K, &P, &ws) != W4A8_OK) return W4A8_ERR_NOMEM;
+    memcpy(H, c->xtx, K * K * sizeof(double));
+    /* the pending tokens as the next flush would add them */
+    if (c->pending_rows) {
+        w4a8__xtx_add(c->pending, c->pending_rows, K, H, P, ws);
+        W4A8_FREE(P);
+        w4a8__free_aligned(ws);
+    }
     f = 2.0 / (double)c->tokens;
     for (i = 0; i < K; i++)
-        for (j = i; j < K; j++) H[i * K + j] = H[j * K + i] = f * c->xtx[i * K + j];
+        for (j = i; j < K; j++) H[i * K + j] = H[j * K + i] = f * H[i * K + j];
     return W4A8_OK;
 }
 
@@ -922,6 +1336,7 @@ W4A8_IMPL void w4a8_calib_free(w4a8_calib *c) {
     W4A8_FREE(c->absmax);
     W4A8_FREE(c->abssum);
     W4A8_FREE(c->xtx);
+    W4A8_FREE(c->pending);
     W4A8_FREE(c->sample);
     W4A8_FREE(c);
 }
@@ -1888,51 +2303,31 @@ W4A8_IMPL w4a8_status w4a8_layer_codes(const w4a8_layer *L, uint8_t *codes) {
 
 /* >>methods ---------------------------------------------------------------- */
 
-/* Loops whose iterations cost unevenly (triangular matrices). Iterations never
-   share an output, so any schedule gives the same bits. */
+/* A loop of independent lanes, vectorized whatever the cost model says. */
 #ifdef _OPENMP
-#define W4A8__OMP_FOR_UNEVEN _Pragma("omp parallel for schedule(dynamic)")
+#define W4A8__OMP_SIMD _Pragma("omp simd")
 #else
-#define W4A8__OMP_FOR_UNEVEN
+#define W4A8__OMP_SIMD
 #endif
 
-/* Rows per iteration of the heavy loops: a tile's rows reuse what they read. */
-#define W4A8__TILE 16
+/* cfg.progress and where a call stands. Steps are counted, and told, only
+   from serial code between parallel loops, so threads never see it. */
+typedef struct w4a8__progress {
+    void (*fn)(void *user, size_t done, size_t total);
+    void *user;
+    size_t done, total;
+} w4a8__progress;
+
+W4A8_PRIVATE void w4a8__progress_step(w4a8__progress *p, size_t steps) {
+    if (!p || !p->fn) return;
+    p->done = steps > p->total - p->done ? p->total : p->done + steps;
+    p->fn(p->user, p->done, p->total);
+}
+
 /* AWQ's clipping search: at most this many tokens, shrink 1 - i/20 for i < 10. */
 #define W4A8__CLIP_TOKENS 512
 #define W4A8__CLIP_STEPS 10
-
-/* Dot products with fixed partial sums: vectorizable without reordering any
-   sum, so the result never depends on threads or runs. */
-W4A8_PRIVATE float w4a8__dotf(const float *a, const float *b, size_t n) {
-    float acc[8] = { 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f };
-    size_t k, l;
-    for (k = 0; k + 8 <= n; k += 8)
-        for (l = 0; l < 8; l++) acc[l] += a[k + l] * b[k + l];
-    for (; k < n; k++) acc[k & 7] += a[k] * b[k];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-W4A8_PRIVATE double w4a8__dotd(const double *a, const double *b, size_t n) {
-    double acc[4] = { 0.0, 0.0, 0.0, 0.0 };
-    size_t k, l;
-    for (k = 0; k + 4 <= n; k += 4)
-        for (l = 0; l < 4; l++) acc[l] += a[k + l] * b[k + l];
-    for (; k < n; k++) acc[k & 3] += a[k] * b[k];
-    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
-
-/* Float inputs, double sums: the FP reference the losses compare against. */
-W4A8_PRIVATE double w4a8__dotfd(const float *a, const float *b, size_t n) {
-    double acc[4] = { 0.0, 0.0, 0.0, 0.0 };
-    size_t k, l;
-    for (k = 0; k + 4 <= n; k += 4)
-        for (l = 0; l < 4; l++) acc[l] += (double)a[k + l] * (double)b[k + l];
-    for (; k < n; k++) acc[k & 3] += (double)a[k] * (double)b[k];
-    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
-
-W4A8_PRIVATE size_t w4a8__min(size_t a, size_t b) { return a < b ? a : b; }
+#define W4A8__CLIP_ROWS 256
 
 W4A8_PRIVATE void w4a8__minmax(const float *w, size_t n, float *lo, float *hi) {
     size_t i;
@@ -1977,7 +2372,9 @@ W4A8_PRIVATE w4a8_status w4a8__check_config(const w4a8_config *cfg, size_t K) {
 /* Statistics a caller may have touched: every one finite. */
 W4A8_PRIVATE int w4a8__calib_finite(const w4a8_calib *c) {
     size_t k;
-    if (!w4a8__all_finite(c->absmax, c->K) || !w4a8__all_finite(c->sample, c->sample_rows * c->K)) return 0;
+    if (!w4a8__all_finite(c->absmax, c->K) || !w4a8__all_finite(c->sample, c->sample_rows * c->K) ||
+        !w4a8__all_finite(c->pending, c->pending_rows * c->K))
+        return 0;
     for (k = 0; k < c->K; k++)
         if (!(c->abssum[k] - c->abssum[k] == 0.0)) return 0;
     return 1;
@@ -2119,66 +2516,116 @@ W4A8_PRIVATE void w4a8__awq_scales(const double *mean_abs, size_t K, double r, f
     }
 }
 
-/* AWQ's loss for scales s: mean over the tokens X[T][K] and every output of
-   (x.w - x.Q(w s)/s)^2, Q on AWQ's grid, activations in float. */
-W4A8_PRIVATE w4a8_status w4a8__awq_loss(const w4a8_linear *lin, size_t count, size_t K, size_t G,
-                                        const float *X, size_t T, const float *s, double *loss) {
-    size_t groups = (K + G - 1) / G, i, rows = 0;
-    double total = 0.0;
-    for (i = 0; i < count; i++) {
-        size_t N = lin[i].N, n;
-        double *row_err = (double *)w4a8__alloc(N, sizeof(double));
-        ptrdiff_t tile;
-        int bad = !row_err;
-        W4A8__OMP_FOR
-        for (tile = 0; tile < (ptrdiff_t)((N + W4A8__TILE - 1) / W4A8__TILE); tile++) {
-            size_t n0 = (size_t)tile * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), t, k, r;
-            float *D = (float *)w4a8__alloc(W4A8__TILE * K + groups, sizeof(float));
-            uint8_t *q = (uint8_t *)w4a8__alloc(K + groups, 1);
-            double acc[W4A8__TILE];
-            if (!D || !q) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                bad = 1;
-            } else {
-                float *sc = D + W4A8__TILE * K;
-                uint8_t *z = q + K;
-                /* D = W - Q(W s)/s, the weight error the outputs see */
-                for (r = 0; r < n1 - n0; r++) {
-                    const float *w = lin[i].W + (n0 + r) * K;
-                    float *d = D + r * K;
-                    for (k = 0; k < K; k++) d[k] = w[k] * s[k];
-                    w4a8__rtn_awq_row(d, K, G, q, sc, z);
-                    for (k = 0; k < K; k++)
-                        d[k] = w[k] - sc[k / G] * (float)((int)q[k] - (int)z[k / G]) / s[k];
-                    acc[r] = 0.0;
-                }
-                for (t = 0; t < T; t++)
-                    for (r = 0; r < n1 - n0; r++) {
-                        double e = w4a8__dotf(X + t * K, D + r * K, K);
-                        acc[r] += e * e;
-                    }
-                for (r = 0; r < n1 - n0; r++) row_err[n0 + r] = acc[r];
-            }
-            W4A8_FREE(D);
-            W4A8_FREE(q);
-        }
-        for (n = 0; !bad && n < N; n++) total += row_err[n];
-        W4A8_FREE(row_err);
-        if (bad) return W4A8_ERR_NOMEM;
-        rows += N;
+/* Rows of W per GEMM of AWQ's search and clip: bounds their scratch. */
+#define W4A8__AWQ_ROWS 512
+
+/* What AWQ's loss needs besides its operands: the float GEMM and scratch
+   for W4A8__AWQ_ROWS rows (error weights D, their codes, the products E). */
+typedef struct w4a8__awq_ws {
+    w4a8__fisa isa;
+    float *gemm, *D, *E, *sc;
+    uint8_t *q, *z;
+} w4a8__awq_ws;
+
+W4A8_PRIVATE void w4a8__awq_ws_free(w4a8__awq_ws *w) {
+    w4a8__free_aligned(w->gemm);
+    W4A8_FREE(w->D);
+    W4A8_FREE(w->E);
+    W4A8_FREE(w->sc);
+    W4A8_FREE(w->q);
+    W4A8_FREE(w->z);
+}
+
+/* Scratch for d x len error rows against T tokens. */
+W4A8_PRIVATE w4a8_status w4a8__awq_ws_make(w4a8_kernel kernel, size_t d, size_t len, size_t groups, size_t T,
+                                           w4a8__awq_ws *w) {
+    w4a8_status st;
+    memset(w, 0, sizeof *w);
+    if ((st = w4a8__fisa_of(kernel, &w->isa)) != W4A8_OK) return st;
+    w->gemm = w4a8__fgemm_ws();
+    w->D = (float *)w4a8__alloc(d, len * sizeof(float));
+    w->E = (float *)w4a8__alloc(d, T * sizeof(float));
+    w->sc = (float *)w4a8__alloc(d, groups * sizeof(float));
+    w->q = (uint8_t *)w4a8__alloc(d, len);
+    w->z = (uint8_t *)w4a8__alloc(d, groups);
+    if (!w->gemm || !w->D || !w->E || !w->sc || !w->q || !w->z) {
+        w4a8__awq_ws_free(w);
+        return W4A8_ERR_NOMEM;
     }
-    *loss = total / ((double)rows * (double)T);
     return W4A8_OK;
 }
 
-W4A8_IMPL w4a8_status w4a8_smooth_awq(const w4a8_linear *lin, size_t count, size_t K, const w4a8_calib *calib,
-                                      size_t group_size, int n_grid, float *s, float *ratio, double *loss) {
-    double *mean_abs, best_loss = 0.0, l;
+/* sum over rows r < rows and t < T of E[r][t]^2 in double, rows summed in
+   order: the same bits for any thread count. */
+W4A8_PRIVATE double w4a8__sum_squares(const float *E, size_t rows, size_t T, double *row_sum) {
+    double total = 0.0;
+    ptrdiff_t r;
+    W4A8__OMP_FOR
+    for (r = 0; r < (ptrdiff_t)rows; r++) {
+        const float *e = E + (size_t)r * T;
+        double acc = 0.0;
+        size_t t;
+        for (t = 0; t < T; t++) acc += (double)e[t] * (double)e[t];
+        row_sum[r] = acc;
+    }
+    for (r = 0; r < (ptrdiff_t)rows; r++) total += row_sum[r];
+    return total;
+}
+
+/* AWQ's loss for scales s: mean over the tokens X[T][K] and every output of
+   (x.w - x.Q(w s)/s)^2, Q on AWQ's grid, activations in float. The error
+   weights D = W - Q(W s)/s, a chunk of rows at a time, meet X in the float
+   GEMM (E = D X^T); the squares add up in double. HUGE_VAL when W s or the
+   loss is not finite: such scales are never chosen. */
+W4A8_PRIVATE w4a8_status w4a8__awq_loss(w4a8__awq_ws *w, const w4a8_linear *lin, size_t count, size_t K, size_t G,
+                                        const float *X, size_t T, const float *s, double *loss) {
+    size_t groups = (K + G - 1) / G, i, rows = 0, n0;
+    double total = 0.0, *row_sum = (double *)w4a8__alloc(W4A8__AWQ_ROWS, sizeof(double));
+    int bad = 0;
+    if (!row_sum) return W4A8_ERR_NOMEM;
+    for (i = 0; !bad && i < count; i++) {
+        size_t N = lin[i].N;
+        for (n0 = 0; !bad && n0 < N; n0 += W4A8__AWQ_ROWS) {
+            size_t nr = w4a8__min(W4A8__AWQ_ROWS, N - n0);
+            ptrdiff_t r;
+            W4A8__OMP_FOR
+            for (r = 0; r < (ptrdiff_t)nr; r++) {
+                const float *wr = lin[i].W + (n0 + (size_t)r) * K;
+                float *d = w->D + (size_t)r * K, *sc = w->sc + (size_t)r * groups;
+                uint8_t *q = w->q + (size_t)r * K, *z = w->z + (size_t)r * groups;
+                size_t k;
+                for (k = 0; k < K; k++) d[k] = wr[k] * s[k];
+                if (!w4a8__all_finite(d, K)) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                    bad = 1;
+                    continue;
+                }
+                w4a8__rtn_awq_row(d, K, G, q, sc, z);
+                for (k = 0; k < K; k++) d[k] = wr[k] - sc[k / G] * (float)((int)q[k] - (int)z[k / G]) / s[k];
+            }
+            if (bad) break;
+            w4a8__fgemm(&w->isa, w->gemm, nr, T, K, 1.0f, w->D, K, 0, X, K, 1, 0.0f, w->E, T);
+            total += w4a8__sum_squares(w->E, nr, T, row_sum);
+        }
+        rows += N;
+    }
+    W4A8_FREE(row_sum);
+    total /= (double)rows * (double)T;
+    *loss = bad || !(total < HUGE_VAL) ? HUGE_VAL : total;
+    return W4A8_OK;
+}
+
+/* w4a8_smooth_awq with a float kernel and progress (a step per ratio). */
+W4A8_PRIVATE w4a8_status w4a8__smooth_awq(const w4a8_linear *lin, size_t count, size_t K, const w4a8_calib *calib,
+                                          size_t group_size, int n_grid, w4a8_kernel kernel, w4a8__progress *progress,
+                                          float *s, float *ratio, double *loss) {
+    double *mean_abs, best_loss = HUGE_VAL, l;
     float *cur, *best, best_r = 0.0f;
-    size_t k, G;
+    size_t k, G, maxN = 0;
     int i;
+    w4a8__awq_ws w;
     w4a8_status st;
     if (!s) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8__check_linears(lin, count, K, group_size)) != W4A8_OK) return st;
@@ -2187,6 +2634,9 @@ W4A8_IMPL w4a8_status w4a8_smooth_awq(const w4a8_linear *lin, size_t count, size
     if (calib->K != K) return W4A8_ERR_SHAPE;
     if (!w4a8__calib_finite(calib)) return W4A8_ERR_NONFINITE;
     G = w4a8__group_len(K, group_size);
+    for (k = 0; k < count; k++) maxN = lin[k].N > maxN ? lin[k].N : maxN;
+    st = w4a8__awq_ws_make(kernel, w4a8__min(maxN, W4A8__AWQ_ROWS), K, (K + G - 1) / G, calib->sample_rows, &w);
+    if (st != W4A8_OK) return st;
     mean_abs = (double *)w4a8__alloc(K, sizeof(double));
     cur = (float *)w4a8__alloc(2 * K, sizeof(float));
     st = mean_abs && cur ? W4A8_OK : W4A8_ERR_NOMEM;
@@ -2194,58 +2644,108 @@ W4A8_IMPL w4a8_status w4a8_smooth_awq(const w4a8_linear *lin, size_t count, size
     for (k = 0; st == W4A8_OK && k < K; k++) mean_abs[k] = calib->abssum[k] / (double)calib->tokens;
     for (i = 0; st == W4A8_OK && i < n_grid; i++) {
         w4a8__awq_scales(mean_abs, K, (double)i / n_grid, cur);
-        st = w4a8__awq_loss(lin, count, K, G, calib->sample, calib->sample_rows, cur, &l);
-        if (st == W4A8_OK && (i == 0 || l < best_loss)) {
+        st = w4a8__awq_loss(&w, lin, count, K, G, calib->sample, calib->sample_rows, cur, &l);
+        if (st == W4A8_OK && l < best_loss) { /* the first of equal losses; never a non-finite one */
             best_loss = l;
             best_r = (float)i / (float)n_grid;
             memcpy(best, cur, K * sizeof(float));
         }
+        w4a8__progress_step(progress, 1);
     }
+    /* every ratio overflowed float: the weights and inputs are too large for AWQ */
+    if (st == W4A8_OK && !(best_loss < HUGE_VAL)) st = W4A8_ERR_RANGE;
     if (st == W4A8_OK) {
         memcpy(s, best, K * sizeof(float));
         if (ratio) *ratio = best_r;
         if (loss) *loss = best_loss;
     }
+    w4a8__awq_ws_free(&w);
     W4A8_FREE(mean_abs);
     W4A8_FREE(cur);
     return st;
 }
 
-/* One row's group [k0, k0 + len) of AWQ's clipping search; X rows `stride`
-   floats apart. d holds W4A8__CLIP_STEPS * len floats, q len bytes. */
-W4A8_PRIVATE float w4a8__clip_group(const float *w, size_t len, const float *X, size_t T, size_t stride,
-                                    float *d, uint8_t *q) {
-    float amax = 0.0f, clip[W4A8__CLIP_STEPS];
-    double err[W4A8__CLIP_STEPS];
-    size_t i, k, t, best = 0;
-    for (k = 0; k < len; k++)
-        if (fabsf(w[k]) > amax) amax = fabsf(w[k]);
-    for (i = 0; i < W4A8__CLIP_STEPS; i++) {
-        float *di = d + i * len, lo, hi, scale;
-        uint8_t zero;
-        clip[i] = amax * (float)(1.0 - (double)i / 20.0);
-        for (k = 0; k < len; k++) di[k] = w4a8__clampf(w[k], -clip[i], clip[i]);
-        w4a8__minmax(di, len, &lo, &hi);
-        w4a8__fit_awq(lo, hi, &scale, &zero);
-        for (k = 0; k < len; k++) q[k] = w4a8__code(di[k], scale, zero);
-        for (k = 0; k < len; k++) di[k] = scale * (float)((int)q[k] - (int)zero) - w[k];
-        err[i] = 0.0;
-    }
-    for (t = 0; t < T; t++)
+W4A8_IMPL w4a8_status w4a8_smooth_awq(const w4a8_linear *lin, size_t count, size_t K, const w4a8_calib *calib,
+                                      size_t group_size, int n_grid, float *s, float *ratio, double *loss) {
+    return w4a8__smooth_awq(lin, count, K, calib, group_size, n_grid, W4A8_KERNEL_AUTO, NULL, s, ratio, loss);
+}
+
+/* AWQ's clip for rows [n0, n0 + nr) of W and group [k0, k0 + len): writes the
+   chosen max-abs c per row to clip[r * groups]. Every candidate's error
+   weights clamp(w, -c_i, c_i) quantized minus w, W4A8__CLIP_STEPS rows per
+   row of W, meet the group's tokens (X rows `stride` apart) in one GEMM. */
+W4A8_PRIVATE void w4a8__clip_rows(w4a8__awq_ws *w, const float *W, size_t K, size_t n0, size_t nr, size_t k0,
+                                  size_t len, const float *X, size_t T, size_t stride, float *clip, size_t groups,
+                                  double *row_sum) {
+    ptrdiff_t r;
+    W4A8__OMP_FOR
+    for (r = 0; r < (ptrdiff_t)nr; r++) {
+        const float *wr = W + (n0 + (size_t)r) * K + k0;
+        float amax = 0.0f;
+        size_t i, k;
+        for (k = 0; k < len; k++)
+            if (fabsf(wr[k]) > amax) amax = fabsf(wr[k]);
         for (i = 0; i < W4A8__CLIP_STEPS; i++) {
-            double e = w4a8__dotf(X + t * stride, d + i * len, len);
-            err[i] += e * e;
+            float *d = w->D + ((size_t)r * W4A8__CLIP_STEPS + i) * len, c = amax * (float)(1.0 - (double)i / 20.0);
+            float lo, hi, scale;
+            uint8_t zero;
+            for (k = 0; k < len; k++) d[k] = w4a8__clampf(wr[k], -c, c);
+            w4a8__minmax(d, len, &lo, &hi);
+            w4a8__fit_awq(lo, hi, &scale, &zero);
+            for (k = 0; k < len; k++) d[k] = scale * (float)((int)w4a8__code(d[k], scale, zero) - (int)zero) - wr[k];
         }
-    for (i = 1; i < W4A8__CLIP_STEPS; i++)
-        if (err[i] < err[best]) best = i;
-    return clip[best];
+    }
+    w4a8__fgemm(&w->isa, w->gemm, nr * W4A8__CLIP_STEPS, T, len, 1.0f, w->D, len, 0, X + k0, stride, 1, 0.0f, w->E,
+                T);
+    w4a8__sum_squares(w->E, nr * W4A8__CLIP_STEPS, T, row_sum);
+    for (r = 0; r < (ptrdiff_t)nr; r++) {
+        const double *err = row_sum + (size_t)r * W4A8__CLIP_STEPS;
+        const float *wr = W + (n0 + (size_t)r) * K + k0;
+        float amax = 0.0f;
+        size_t i, k, best = 0;
+        for (i = 1; i < W4A8__CLIP_STEPS; i++)
+            if (err[i] < err[best]) best = i;
+        for (k = 0; k < len; k++)
+            if (fabsf(wr[k]) > amax) amax = fabsf(wr[k]);
+        clip[(size_t)r * groups] = amax * (float)(1.0 - (double)best / 20.0);
+    }
+}
+
+/* AWQ's clipping search: clip[N][groups] = the max-abs each group keeps. */
+W4A8_PRIVATE w4a8_status w4a8__clip_search(const float *W, size_t N, size_t K, size_t G, const float *X, size_t T,
+                                           w4a8_kernel kernel, float *clip) {
+    size_t step = (T + W4A8__CLIP_TOKENS - 1) / W4A8__CLIP_TOKENS, used = (T + step - 1) / step; /* tokens 0, step, ... */
+    size_t groups = (K + G - 1) / G, rows = w4a8__min(N, W4A8__CLIP_ROWS), n0, k0;
+    double *row_sum = (double *)w4a8__alloc(rows * W4A8__CLIP_STEPS, sizeof(double));
+    w4a8__awq_ws w;
+    w4a8_status st = row_sum ? w4a8__awq_ws_make(kernel, rows * W4A8__CLIP_STEPS, G, 1, used, &w) : W4A8_ERR_NOMEM;
+    for (n0 = 0; st == W4A8_OK && n0 < N; n0 += rows)
+        for (k0 = 0; k0 < K; k0 += G)
+            w4a8__clip_rows(&w, W, K, n0, w4a8__min(rows, N - n0), k0, w4a8__min(G, K - k0), X, used, step * K,
+                            clip + n0 * groups + k0 / G, groups, row_sum);
+    if (st == W4A8_OK) w4a8__awq_ws_free(&w);
+    W4A8_FREE(row_sum);
+    return st;
+}
+
+/* Wc = clamp(W, -clip, clip) group by group. */
+W4A8_PRIVATE void w4a8__clip_apply(const float *W, size_t N, size_t K, size_t G, const float *clip, float *Wc) {
+    size_t groups = (K + G - 1) / G;
+    ptrdiff_t n;
+    W4A8__OMP_FOR
+    for (n = 0; n < (ptrdiff_t)N; n++) {
+        size_t k;
+        for (k = 0; k < K; k++) {
+            float c = clip[(size_t)n * groups + k / G];
+            Wc[(size_t)n * K + k] = w4a8__clampf(W[(size_t)n * K + k], -c, c);
+        }
+    }
 }
 
 W4A8_IMPL w4a8_status w4a8_clip_awq(const float *W, size_t N, size_t K, size_t group_size, const float *X,
                                     size_t T, float *Wc) {
-    size_t G, step, used, tk;
-    ptrdiff_t tile;
-    int bad = 0;
+    size_t G, tk;
+    float *clip;
     w4a8_status st;
     if (!W || !X || !Wc) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8__check_shape(N, K, group_size)) != W4A8_OK) return st;
@@ -2253,89 +2753,125 @@ W4A8_IMPL w4a8_status w4a8_clip_awq(const float *W, size_t N, size_t K, size_t g
     if (w4a8__mul(T, K, &tk)) return W4A8_ERR_OVERFLOW;
     if (!w4a8__all_finite(W, N * K) || !w4a8__all_finite(X, tk)) return W4A8_ERR_NONFINITE;
     G = w4a8__group_len(K, group_size);
-    step = (T + W4A8__CLIP_TOKENS - 1) / W4A8__CLIP_TOKENS; /* tokens 0, step, 2 step, ... */
-    used = (T + step - 1) / step;
-    W4A8__OMP_FOR
-    for (tile = 0; tile < (ptrdiff_t)((N + W4A8__TILE - 1) / W4A8__TILE); tile++) {
-        size_t n0 = (size_t)tile * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), n, k0, k;
-        float *d = (float *)w4a8__alloc(W4A8__CLIP_STEPS, G * sizeof(float));
-        uint8_t *q = (uint8_t *)w4a8__alloc(G, 1);
-        if (!d || !q) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-            bad = 1;
-        }
-        /* group by group, so a tile's rows reuse the group's tokens */
-        for (k0 = 0; d && q && k0 < K; k0 += G)
-            for (n = n0; n < n1; n++) {
-                size_t len = w4a8__min(G, K - k0);
-                const float *w = W + n * K + k0;
-                float c = w4a8__clip_group(w, len, X + k0, used, step * K, d, q);
-                float *out = Wc + n * K + k0;
-                for (k = 0; k < len; k++) out[k] = w4a8__clampf(w[k], -c, c);
-            }
-        W4A8_FREE(d);
-        W4A8_FREE(q);
-    }
-    return bad ? W4A8_ERR_NOMEM : W4A8_OK;
+    if (!(clip = (float *)w4a8__alloc(N, ((K + G - 1) / G) * sizeof(float)))) return W4A8_ERR_NOMEM;
+    st = w4a8__clip_search(W, N, K, G, X, T, W4A8_KERNEL_AUTO, clip);
+    if (st == W4A8_OK) w4a8__clip_apply(W, N, K, G, clip, Wc);
+    W4A8_FREE(clip);
+    return st;
 }
 
 /* --- GPTQ -------------------------------------------------------------------- */
 
-/* Lower Cholesky factor of A[K][K] in place (lower triangle read and written),
-   blocked: the trailing update reads a contiguous copy P of the block's
-   panel (K x 64 doubles). 0 when a pivot falls below min_pivot. */
-W4A8_PRIVATE int w4a8__cholesky(double *A, size_t K, double *P, double min_pivot) {
-    const size_t B = 64;
-    size_t j0;
-    for (j0 = 0; j0 < K; j0 += B) {
-        size_t j1 = w4a8__min(j0 + B, K), nb = j1 - j0, j, r, rows = K - j1;
-        ptrdiff_t p;
-        for (j = j0; j < j1; j++) {
-            double *aj = A + j * K, dj = aj[j] - w4a8__dotd(aj + j0, aj + j0, j - j0);
-            if (!(dj >= min_pivot && dj < HUGE_VAL)) return 0;
-            aj[j] = sqrt(dj);
-            for (r = j + 1; r < j1; r++)
-                A[r * K + j] = (A[r * K + j] - w4a8__dotd(A + r * K + j0, aj + j0, j - j0)) / aj[j];
-        }
-        W4A8__OMP_FOR
-        for (p = 0; p < (ptrdiff_t)rows; p++) {
-            double *a = A + (j1 + (size_t)p) * K;
-            size_t c;
-            for (c = j0; c < j1; c++) a[c] = (a[c] - w4a8__dotd(a + j0, A + c * K + j0, c - j0)) / A[c * K + c];
-            memcpy(P + (size_t)p * nb, a + j0, nb * sizeof(double));
-        }
-        /* longest rows first: they cost the most */
-        W4A8__OMP_FOR_UNEVEN
-        for (p = 0; p < (ptrdiff_t)rows; p++) {
-            size_t i = rows - 1 - (size_t)p, c;
-            double *a = A + (j1 + i) * K + j1;
-            const double *pi = P + i * nb;
-            for (c = 0; c <= i; c++) a[c] -= w4a8__dotd(pi, P + c * nb, nb);
+/* Float like the reference (IST-DASLab/gptq runs in float32 throughout), on
+   the float GEMM. Blocks of W4A8__CHOL_BLOCK columns: each diagonal block is
+   factored and inverted in double, the rest is GEMM work in float. */
+#define W4A8__CHOL_BLOCK 128
+
+/* The lower Cholesky factor of the nb x nb block L (double, row-major) in
+   place; 0 when a pivot falls below min_pivot. */
+W4A8_PRIVATE int w4a8__chol_small(double *L, size_t nb, double min_pivot) {
+    size_t i, j, k;
+    for (j = 0; j < nb; j++) {
+        double dj = L[j * nb + j];
+        for (k = 0; k < j; k++) dj -= L[j * nb + k] * L[j * nb + k];
+        if (!(dj >= min_pivot && dj < HUGE_VAL)) return 0;
+        L[j * nb + j] = sqrt(dj);
+        for (i = j + 1; i < nb; i++) {
+            double v = L[i * nb + j];
+            for (k = 0; k < j; k++) v -= L[i * nb + k] * L[j * nb + k];
+            L[i * nb + j] = v / L[j * nb + j];
         }
     }
     return 1;
 }
 
-/* M^-1 in place of the lower triangular M in A; T[K][K] is scratch that
-   receives M^T, so that every dot product reads rows. Rows go in tiles that
-   share the rows of T they read. */
-W4A8_PRIVATE void w4a8__tri_inverse(double *A, double *T, size_t K) {
-    size_t tiles = (K + W4A8__TILE - 1) / W4A8__TILE;
-    ptrdiff_t p;
-    W4A8__OMP_FOR
-    for (p = 0; p < (ptrdiff_t)K; p++) {
-        size_t j = (size_t)p, i;
-        for (i = j; i < K; i++) T[j * K + i] = A[i * K + j];
+/* Li = L^-1 for the lower triangular nb x nb L, by substitution. */
+W4A8_PRIVATE void w4a8__inv_small(const double *L, double *Li, size_t nb) {
+    size_t i, j, k;
+    memset(Li, 0, nb * nb * sizeof(double));
+    for (j = 0; j < nb; j++) {
+        Li[j * nb + j] = 1.0 / L[j * nb + j];
+        for (i = j + 1; i < nb; i++) {
+            double v = 0.0;
+            for (k = j; k < i; k++) v += L[i * nb + k] * Li[k * nb + j];
+            Li[i * nb + j] = -v / L[i * nb + i];
+        }
     }
-    W4A8__OMP_FOR_UNEVEN
-    for (p = 0; p < (ptrdiff_t)tiles; p++) {
-        size_t i0 = (tiles - 1 - (size_t)p) * W4A8__TILE, i1 = w4a8__min(i0 + W4A8__TILE, K), i, j;
-        for (i = i0; i < i1; i++) A[i * K + i] = 1.0 / T[i * K + i];
-        for (j = i1 - 1; j-- > 0;)
-            for (i = j + 1 > i0 ? j + 1 : i0; i < i1; i++)
-                A[i * K + j] = -w4a8__dotd(A + i * K + j + 1, T + j * K + j + 1, i - j) / T[j * K + j];
+}
+
+/* Block [j0, j0 + nb) of the diagonal of A (lower part) into L in double. */
+W4A8_PRIVATE void w4a8__diag_get(const float *A, size_t K, size_t j0, size_t nb, double *L) {
+    size_t r, c;
+    for (r = 0; r < nb; r++)
+        for (c = 0; c < nb; c++) L[r * nb + c] = c <= r ? (double)A[(j0 + r) * K + j0 + c] : 0.0;
+}
+
+/* ... and back, with zeros above the diagonal. */
+W4A8_PRIVATE void w4a8__diag_put(float *A, size_t K, size_t j0, size_t nb, const double *L) {
+    size_t r, c;
+    for (r = 0; r < nb; r++)
+        for (c = 0; c < nb; c++) A[(j0 + r) * K + j0 + c] = c <= r ? (float)L[r * nb + c] : 0.0f;
+}
+
+/* Scratch of the blocked factorizations: K x B floats, B x B floats, 2 B^2 doubles. */
+typedef struct w4a8__chol_ws {
+    float *S, *F, *gemm;
+    double *D;
+} w4a8__chol_ws;
+
+/* Lower Cholesky factor of A[K][K] in place (lower triangle read; the strict
+   upper triangle ends zero). Right-looking: factor a diagonal block, the
+   panel below it times the block's inverse, the trailing lower triangle
+   minus panel panel^T by the GEMM. 0 when a pivot falls below min_pivot. */
+W4A8_PRIVATE int w4a8__cholesky(const w4a8__fisa *isa, w4a8__chol_ws *w, float *A, size_t K, double min_pivot) {
+    const size_t B = W4A8__CHOL_BLOCK;
+    size_t j0, r, c, r0;
+    for (j0 = 0; j0 < K; j0 += B) {
+        size_t j1 = w4a8__min(j0 + B, K), nb = j1 - j0, rows = K - j1;
+        double *L = w->D, *Li = w->D + B * B;
+        w4a8__diag_get(A, K, j0, nb, L);
+        if (!w4a8__chol_small(L, nb, min_pivot)) return 0;
+        w4a8__diag_put(A, K, j0, nb, L);
+        if (rows == 0) break;
+        w4a8__inv_small(L, Li, nb);
+        for (r = 0; r < nb; r++)
+            for (c = 0; c < nb; c++) w->F[r * nb + c] = (float)Li[r * nb + c];
+        for (r = 0; r < rows; r++) memcpy(w->S + r * nb, A + (j1 + r) * K + j0, nb * sizeof(float));
+        /* A21 = S L11^-T */
+        w4a8__fgemm(isa, w->gemm, rows, nb, nb, 1.0f, w->S, nb, 0, w->F, nb, 1, 0.0f, A + j1 * K + j0, K);
+        /* A22 -= A21 A21^T, block row by block row down to the diagonal */
+        for (r0 = j1; r0 < K; r0 += B) {
+            size_t r1 = w4a8__min(r0 + B, K);
+            w4a8__fgemm(isa, w->gemm, r1 - r0, r1 - j1, nb, -1.0f, A + r0 * K + j0, K, 0, A + j1 * K + j0, K, 1,
+                        1.0f, A + r0 * K + j1, K);
+        }
+    }
+    for (r = 0; r < K; r++) memset(A + r * K + r + 1, 0, (K - 1 - r) * sizeof(float));
+    return 1;
+}
+
+/* M^-1 in place of the lower triangular M in A (zero above the diagonal),
+   by block columns from the last: X11 = M11^-1, X21 = -X22 (M21 X11). */
+W4A8_PRIVATE void w4a8__tri_inverse(const w4a8__fisa *isa, w4a8__chol_ws *w, float *A, size_t K) {
+    const size_t B = W4A8__CHOL_BLOCK;
+    size_t blocks = (K + B - 1) / B, b, r, c, r0;
+    for (b = blocks; b-- > 0;) {
+        size_t j0 = b * B, j1 = w4a8__min(j0 + B, K), nb = j1 - j0, rows = K - j1;
+        double *L = w->D, *Li = w->D + B * B;
+        w4a8__diag_get(A, K, j0, nb, L);
+        w4a8__inv_small(L, Li, nb);
+        if (rows) {
+            for (r = 0; r < nb; r++)
+                for (c = 0; c < nb; c++) w->F[r * nb + c] = (float)Li[r * nb + c];
+            /* S = M21 X11, then X21 = -X22 S: X22 is lower, so row block r0 needs S up to r1 */
+            w4a8__fgemm(isa, w->gemm, rows, nb, nb, 1.0f, A + j1 * K + j0, K, 0, w->F, nb, 0, 0.0f, w->S, nb);
+            for (r0 = j1; r0 < K; r0 += B) {
+                size_t r1 = w4a8__min(r0 + B, K);
+                w4a8__fgemm(isa, w->gemm, r1 - r0, nb, r1 - j1, -1.0f, A + r0 * K + j1, K, 0, w->S, nb, 0, 0.0f,
+                            A + r0 * K + j0, K);
+            }
+        }
+        w4a8__diag_put(A, K, j0, nb, Li);
     }
 }
 
@@ -2344,8 +2880,11 @@ typedef struct w4a8__gptq_plan {
     size_t K;
     size_t *perm;           /* [K] column quantized at step i (act_order), or NULL */
     unsigned char *dead;    /* [K] 1 where H_jj = 0 */
-    double *U;              /* [K][K] upper Cholesky factor of the damped H^-1, in step order */
-    double lambda, delta;   /* damping: delta = lambda * mean(diag H) */
+    float *U;               /* [K][K] upper Cholesky factor of the damped H^-1, in step order */
+    double lambda, delta;   /* damping: delta = lambda * mean(diag H), in U's units */
+    int hexp;               /* U is of H 2^-hexp (mean diag H near 1, so float holds it; GPTQ's
+                               codes do not depend on H's scale, its loss does) */
+    w4a8__fisa isa;         /* the float GEMM */
 } w4a8__gptq_plan;
 
 W4A8_PRIVATE void w4a8__gptq_plan_free(w4a8__gptq_plan *p) {
@@ -2379,24 +2918,33 @@ W4A8_PRIVATE double w4a8__h(const double *H, size_t K, double hscale, const floa
    singular): lambda doubles, up to 1. Genuine Hessians never need that. */
 W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, size_t K, const float *s,
                                               const w4a8_config *cfg, w4a8__gptq_plan *p) {
-    double *A, *T, mean = 0.0;
+    const size_t B = W4A8__CHOL_BLOCK;
+    double mean = 0.0;
+    float *A;
     w4a8__sort_key *keys = NULL;
+    w4a8__chol_ws w;
     size_t i, j, kk;
-    w4a8_status st = W4A8_OK;
+    w4a8_status st;
     memset(p, 0, sizeof *p);
+    memset(&w, 0, sizeof w);
     if (w4a8__mul(K, K, &kk) || w4a8__mul(kk, sizeof(double), &j)) return W4A8_ERR_OVERFLOW;
     for (i = 0; i < K; i++)
         for (j = i; j < K; j++)
             if (!(H[i * K + j] - H[i * K + j] == 0.0)) return W4A8_ERR_NONFINITE;
+    if ((st = w4a8__fisa_of(cfg->kernel, &p->isa)) != W4A8_OK) return st;
     p->K = K;
     p->dead = (unsigned char *)w4a8__alloc(K, 1);
-    p->U = A = (double *)w4a8__alloc(K * K, sizeof(double));
-    T = (double *)w4a8__alloc(K * K, sizeof(double));
+    p->U = A = (float *)w4a8__alloc(kk, sizeof(float));
+    w.S = (float *)w4a8__alloc(K * B + B * B, sizeof(float));
+    w.F = w.S ? w.S + K * B : NULL;
+    w.D = (double *)w4a8__alloc(2 * B * B, sizeof(double));
+    w.gemm = w4a8__fgemm_ws();
     if (cfg->gptq_act_order) {
         p->perm = (size_t *)w4a8__alloc(K, sizeof(size_t));
         keys = (w4a8__sort_key *)w4a8__alloc(K, sizeof *keys);
     }
-    if (!p->dead || !A || !T || (cfg->gptq_act_order && (!p->perm || !keys))) st = W4A8_ERR_NOMEM;
+    if (!p->dead || !A || !w.S || !w.D || !w.gemm || (cfg->gptq_act_order && (!p->perm || !keys)))
+        st = W4A8_ERR_NOMEM;
     for (j = 0; st == W4A8_OK && j < K; j++) {
         double h = w4a8__h(H, K, hscale, s, j, j);
         p->dead[j] = h == 0.0;
@@ -2411,6 +2959,11 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
     if (st == W4A8_OK && j == K) st = W4A8_ERR_ZERO_CALIB;
     mean /= (double)K;
     if (st == W4A8_OK && !(mean > 0.0 && mean < HUGE_VAL)) st = W4A8_ERR_SINGULAR_HESSIAN;
+    if (st == W4A8_OK) {
+        frexp(mean, &p->hexp);
+        hscale = ldexp(hscale, -p->hexp);
+        mean = ldexp(mean, -p->hexp);
+    }
     if (st == W4A8_OK && keys) {
         qsort(keys, K, sizeof *keys, w4a8__by_decreasing_h);
         for (j = 0; j < K; j++) p->perm[j] = keys[j].j;
@@ -2423,54 +2976,75 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
         W4A8__OMP_FOR
         for (a = 0; a < (ptrdiff_t)K; a++) {
             size_t i = p->perm ? p->perm[a] : (size_t)a, b;
-            double *row = A + (K - 1 - (size_t)a) * K;
+            float *row = A + (K - 1 - (size_t)a) * K;
             for (b = (size_t)a; b < K; b++) {
                 size_t c = p->perm ? p->perm[b] : b;
-                row[K - 1 - b] = c == i ? (p->dead[i] ? 1.0 : w4a8__h(H, K, hscale, s, i, i)) + p->delta
-                                        : w4a8__h(H, K, hscale, s, i, c);
+                row[K - 1 - b] = (float)(c == i ? (p->dead[i] ? ldexp(1.0, -p->hexp) : w4a8__h(H, K, hscale, s, i, i)) + p->delta
+                                                : w4a8__h(H, K, hscale, s, i, c));
             }
         }
-        if (w4a8__cholesky(A, K, T, p->delta / 2.0)) break;
+        if (w4a8__cholesky(&p->isa, &w, A, K, p->delta / 2.0)) break;
         if (p->lambda >= 1.0) st = W4A8_ERR_SINGULAR_HESSIAN;
     }
     if (st == W4A8_OK) {
-        w4a8__tri_inverse(A, T, K);
+        w4a8__tri_inverse(&p->isa, &w, A, K);
         for (i = 0; i < kk / 2; i++) { /* U = J M^-1 J: the whole array reversed */
-            double t = A[i];
+            float t = A[i];
             A[i] = A[kk - 1 - i];
             A[kk - 1 - i] = t;
         }
     }
-    W4A8_FREE(T);
+    W4A8_FREE(w.S);
+    W4A8_FREE(w.D);
+    w4a8__free_aligned(w.gemm);
     W4A8_FREE(keys);
     if (st != W4A8_OK) w4a8__gptq_plan_free(p);
     return st;
 }
 
+/* Where the block starting at column i1 ends: blk columns, and with groups
+   fitted on the way, never past the start of the next group (a group
+   starts on current weights). */
+W4A8_PRIVATE size_t w4a8__gptq_next(size_t i1, size_t K, size_t blk, size_t G, int fit_first) {
+    size_t i2 = w4a8__min(i1 + blk, K);
+    return fit_first ? i2 : w4a8__min(i2, (i1 / G + 1) * G);
+}
+
+/* How many blocks w4a8__gptq_rows runs (its progress steps). */
+W4A8_PRIVATE size_t w4a8__gptq_blocks(size_t K, const w4a8_config *cfg) {
+    size_t G = w4a8__group_len(K, cfg->group_size), blk = w4a8__min(cfg->gptq_block, K), i1, n = 0;
+    for (i1 = 0; i1 < K; n++) i1 = w4a8__gptq_next(i1, K, blk, G, cfg->gptq_static_groups || G == K);
+    return n;
+}
+
 /* GPTQ on W[N][K] (already multiplied by s) with a plan: codes, scales and
    zeros in the original column order, and the sum over rows of the
    reconstruction loss (w - q) H (w - q)^T / 2. Rows are independent; blocks
-   of columns go in order, each ending where a group the loop fits starts. */
+   of columns go in order, each ending where a group the loop fits starts.
+   Inside a block each row updates its own columns (float, as the reference);
+   the columns after it take the block's errors by one GEMM (the lazy batch
+   update). progress, when not NULL, is told of each block. */
 W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *W, size_t N,
                                          const w4a8_config *cfg, int asym, uint8_t *codes, float *scales,
-                                         uint8_t *zeros, double *loss_sum) {
+                                         uint8_t *zeros, double *loss_sum, w4a8__progress *progress) {
     size_t K = p->K, G = w4a8__group_len(K, cfg->group_size), groups = (K + G - 1) / G;
     size_t blk = w4a8__min(cfg->gptq_block, K), i1, i2;
     int fit_first = cfg->gptq_static_groups || G == K;
-    double *Wd = (double *)w4a8__alloc(N * K, sizeof(double)), *E = (double *)w4a8__alloc(N * blk, sizeof(double));
-    double *UT = (double *)w4a8__alloc(K * blk, sizeof(double)), *loss = (double *)w4a8__alloc(N, sizeof(double));
+    float *Wf = (float *)w4a8__alloc(N * K, sizeof(float)), *E = (float *)w4a8__alloc(N * blk, sizeof(float));
+    float *ws = w4a8__fgemm_ws();
+    double *loss = (double *)w4a8__alloc(N, sizeof(double));
     ptrdiff_t r;
-    w4a8_status st = Wd && E && UT && loss ? W4A8_OK : W4A8_ERR_NOMEM;
+    w4a8_status st = Wf && E && ws && loss ? W4A8_OK : W4A8_ERR_NOMEM;
     if (st == W4A8_OK) {
         /* rows in step order, dead columns zeroed; static parameters from them */
         W4A8__OMP_FOR
         for (r = 0; r < (ptrdiff_t)N; r++) {
             const float *w = W + (size_t)r * K;
-            double *wd = Wd + (size_t)r * K;
+            float *wf = Wf + (size_t)r * K;
             size_t i, k0;
             for (i = 0; i < K; i++) {
                 size_t k = p->perm ? p->perm[i] : i;
-                wd[i] = p->dead[k] ? 0.0 : (double)w[k];
+                wf[i] = p->dead[k] ? 0.0f : w[k];
             }
             loss[r] = 0.0;
             for (k0 = 0; fit_first && k0 < K; k0 += G) {
@@ -2487,46 +3061,42 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *
     }
     for (i1 = 0; st == W4A8_OK && i1 < K; i1 = i2) {
         size_t nb;
-        i2 = w4a8__min(i1 + blk, K);
-        if (!fit_first) i2 = w4a8__min(i2, (i1 / G + 1) * G); /* a group starts on current weights */
+        i2 = w4a8__gptq_next(i1, K, blk, G, fit_first);
         nb = i2 - i1;
         W4A8__OMP_FOR
-        for (r = (ptrdiff_t)i2; r < (ptrdiff_t)K; r++) {
-            size_t b;
-            for (b = 0; b < nb; b++) UT[((size_t)r - i2) * nb + b] = p->U[(i1 + b) * K + (size_t)r];
-        }
-        W4A8__OMP_FOR
-        for (r = 0; r < (ptrdiff_t)((N + W4A8__TILE - 1) / W4A8__TILE); r++) {
-            size_t n0 = (size_t)r * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, N), n, i, j;
-            for (n = n0; n < n1; n++) {
-                double *w = Wd + n * K, *e = E + n * blk;
-                for (i = i1; i < i2; i++) {
-                    size_t k = p->perm ? p->perm[i] : i, gi = n * groups + k / G;
-                    const double *u = p->U + i * K;
-                    double q, err;
-                    uint8_t c;
-                    if (!fit_first && i % G == 0) {
-                        float range[2] = { 0.0f, 0.0f };
-                        for (j = i; j < w4a8__min(i + G, K); j++) {
-                            float v = (float)w[j];
-                            range[0] = v < range[0] ? v : range[0];
-                            range[1] = v > range[1] ? v : range[1];
-                        }
-                        w4a8__fit_group(range, 2, asym, &scales[gi], &zeros[gi]);
+        for (r = 0; r < (ptrdiff_t)N; r++) {
+            size_t n = (size_t)r, i, j;
+            float *w = Wf + n * K, *e = E + n * nb;
+            for (i = i1; i < i2; i++) {
+                size_t k = p->perm ? p->perm[i] : i, gi = n * groups + k / G;
+                const float *u = p->U + i * K;
+                float q, err;
+                uint8_t c;
+                if (!fit_first && i % G == 0) {
+                    float range[2] = { 0.0f, 0.0f };
+                    for (j = i; j < w4a8__min(i + G, K); j++) {
+                        range[0] = w[j] < range[0] ? w[j] : range[0];
+                        range[1] = w[j] > range[1] ? w[j] : range[1];
                     }
-                    c = w4a8__code((float)w[i], scales[gi], zeros[gi]);
-                    codes[n * K + k] = c;
-                    q = (double)scales[gi] * (double)((int)c - (int)zeros[gi]);
-                    err = (w[i] - q) / u[i];
-                    loss[n] += err * err;
-                    for (j = i + 1; j < i2; j++) w[j] -= err * u[j];
-                    e[i - i1] = err;
+                    w4a8__fit_group(range, 2, asym, &scales[gi], &zeros[gi]);
                 }
+                c = w4a8__code(w[i], scales[gi], zeros[gi]);
+                codes[n * K + k] = c;
+                q = scales[gi] * (float)((int)c - (int)zeros[gi]);
+                err = (w[i] - q) / u[i];
+                loss[n] += (double)err * (double)err;
+                W4A8__OMP_SIMD
+                for (j = i + 1; j < i2; j++) {
+                    float t = err * u[j];
+                    w[j] = w[j] - t;
+                }
+                e[i - i1] = err;
             }
-            /* the lazy update of the columns after the block */
-            for (j = i2; j < K; j++)
-                for (n = n0; n < n1; n++) Wd[n * K + j] -= w4a8__dotd(E + n * blk, UT + (j - i2) * nb, nb);
         }
+        /* the lazy update of the columns after the block: W[:, i2:] -= E U[i1:i2, i2:] */
+        if (i2 < K)
+            w4a8__fgemm(&p->isa, ws, N, K - i2, nb, -1.0f, E, nb, 0, p->U + i1 * K + i2, K, 0, 1.0f, Wf + i2, K);
+        w4a8__progress_step(progress, 1);
     }
     if (st == W4A8_OK) {
         /* sum of err^2 / 2 is the loss under the damped H: take the damping's share out */
@@ -2540,15 +3110,15 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *
                 double d = (p->dead[k] ? 0.0 : (double)W[row * K + k]) - q;
                 d2 += d * d;
             }
-            loss[row] = (loss[row] - p->delta * d2) / 2.0;
+            loss[row] = ldexp((loss[row] - p->delta * d2) / 2.0, p->hexp);
             if (loss[row] < 0.0) loss[row] = 0.0;
         }
         *loss_sum = 0.0;
         for (r = 0; r < (ptrdiff_t)N; r++) *loss_sum += loss[r]; /* in order: the same sum every run */
     }
-    W4A8_FREE(Wd);
+    W4A8_FREE(Wf);
     W4A8_FREE(E);
-    W4A8_FREE(UT);
+    w4a8__free_aligned(ws);
     W4A8_FREE(loss);
     return st;
 }
@@ -2557,6 +3127,7 @@ W4A8_IMPL w4a8_status w4a8_quantize_gptq(const float *W, size_t N, size_t K, con
                                          const w4a8_config *cfg, uint8_t *codes, float *scales, uint8_t *zeros,
                                          double *damp, double *loss) {
     w4a8__gptq_plan plan;
+    w4a8__progress prog;
     double sum = 0.0;
     w4a8_status st;
     if (!W || !H || !cfg || !codes || !scales || !zeros || !damp || !loss) return W4A8_ERR_NULL_ARG;
@@ -2564,7 +3135,11 @@ W4A8_IMPL w4a8_status w4a8_quantize_gptq(const float *W, size_t N, size_t K, con
     if ((st = w4a8__check_config(cfg, K)) != W4A8_OK) return st;
     if (!w4a8__all_finite(W, N * K)) return W4A8_ERR_NONFINITE;
     if ((st = w4a8__gptq_plan_make(H, 1.0, K, NULL, cfg, &plan)) != W4A8_OK) return st;
-    st = w4a8__gptq_rows(&plan, W, N, cfg, cfg->asymmetric, codes, scales, zeros, &sum);
+    memset(&prog, 0, sizeof prog);
+    prog.fn = cfg->progress;
+    prog.user = cfg->progress_user;
+    prog.total = w4a8__gptq_blocks(K, cfg);
+    st = w4a8__gptq_rows(&plan, W, N, cfg, cfg->asymmetric, codes, scales, zeros, &sum, &prog);
     if (st == W4A8_OK) {
         *damp = plan.lambda;
         *loss = sum / (double)N;
@@ -2581,38 +3156,88 @@ typedef struct w4a8__job {
     size_t count, K;
     const w4a8_calib *calib;
     const w4a8_config *cfg;
-    int want_loss;          /* 0: nobody reads the loss (no report, not AUTO): skip it */
+    int want_loss;          /* 0: nobody reads the loss (no report, not AUTO, not AWQ): skip it */
     double *ref;            /* FP reference outputs on the sample, per linear [T][N]; made once */
     float *awq_s;           /* AWQ's search result; made once */
     float awq_ratio;
     double awq_loss;
+    float **clip;           /* [count]: AWQ's clip per row and group, or NULL; each made once */
+    double *xtx;            /* calib's xtx with its pending tokens added, when it has some; made once */
+    w4a8__progress prog;
 } w4a8__job;
 
-/* job->ref: every linear's FP32 outputs on the sample, summed in double. */
+/* AUTO's candidates, in the order they run (the first of equal losses wins). */
+static const int w4a8__auto_tries[][2] = { { W4A8_METHOD_RTN, 0 },         { W4A8_METHOD_SMOOTHQUANT, 0 },
+                                           { W4A8_METHOD_AWQ, 0 },         { W4A8_METHOD_FPTQ, 0 },
+                                           { W4A8_METHOD_GPTQ, 1 },        { W4A8_METHOD_SMOOTHQUANT, 1 },
+                                           { W4A8_METHOD_AWQ, 1 },         { W4A8_METHOD_FPTQ, 1 } };
+#define W4A8__AUTO_TRIES (sizeof w4a8__auto_tries / sizeof w4a8__auto_tries[0])
+
+/* Whether AUTO tries candidate c. */
+W4A8_PRIVATE int w4a8__auto_runs(const w4a8__job *job, size_t c) {
+    return !((job->cfg->gptq_weights && !w4a8__auto_tries[c][1]) || (w4a8__auto_tries[c][1] && !job->calib->xtx));
+}
+
+/* Progress steps of candidate (m, gptq), AWQ's search aside: a GPTQ block
+   or one weight step per linear, and the scoring. */
+W4A8_PRIVATE size_t w4a8__candidate_steps(const w4a8__job *job, w4a8_method m, int gptq) {
+    size_t i, n = job->want_loss ? 1 : 0;
+    gptq = gptq || m == W4A8_METHOD_GPTQ;
+    for (i = 0; i < job->count; i++) n += gptq ? w4a8__gptq_blocks(job->K, job->cfg) : 1;
+    return n;
+}
+
+/* Every step of the call, so that progress ends at total. */
+W4A8_PRIVATE size_t w4a8__job_steps(const w4a8__job *job) {
+    const w4a8_config *cfg = job->cfg;
+    size_t c, n = 0;
+    int awq = cfg->method == W4A8_METHOD_AWQ;
+    if (cfg->method != W4A8_METHOD_AUTO) return w4a8__candidate_steps(job, cfg->method, cfg->gptq_weights) +
+                                                 (awq ? (size_t)cfg->awq_grid : 0);
+    if (!job->calib) return 1;
+    for (c = 0; c < W4A8__AUTO_TRIES; c++)
+        if (w4a8__auto_runs(job, c)) {
+            n += w4a8__candidate_steps(job, (w4a8_method)w4a8__auto_tries[c][0], w4a8__auto_tries[c][1]);
+            awq |= w4a8__auto_tries[c][0] == W4A8_METHOD_AWQ;
+        }
+    return n + (awq ? (size_t)cfg->awq_grid : 0);
+}
+
+/* job->ref: every linear's FP32 outputs on the sample (the float GEMM, then
+   the bias in double). */
 W4A8_PRIVATE w4a8_status w4a8__reference(w4a8__job *job) {
     const float *X = job->calib->sample;
-    size_t T = job->calib->sample_rows, K = job->K, i, rows = 0, all;
+    size_t T = job->calib->sample_rows, K = job->K, i, rows = 0, all, maxN = 0;
+    float *Y, *ws;
+    w4a8__fisa isa;
+    w4a8_status st;
     for (i = 0; i < job->count; i++) {
         if (job->lin[i].N > (size_t)-1 - rows) return W4A8_ERR_OVERFLOW;
         rows += job->lin[i].N;
+        maxN = job->lin[i].N > maxN ? job->lin[i].N : maxN;
     }
-    if (w4a8__mul(T, rows, &all)) return W4A8_ERR_OVERFLOW;
+    if (w4a8__mul(T, rows, &all) || w4a8__mul(T, maxN, &maxN)) return W4A8_ERR_OVERFLOW;
+    if ((st = w4a8__fisa_of(job->cfg->kernel, &isa)) != W4A8_OK) return st;
     job->ref = (double *)w4a8__alloc(all, sizeof(double));
-    if (!job->ref) return W4A8_ERR_NOMEM;
-    for (i = 0, rows = 0; i < job->count; i++) {
+    Y = (float *)w4a8__alloc(maxN, sizeof(float));
+    ws = w4a8__fgemm_ws();
+    st = job->ref && Y && ws ? W4A8_OK : W4A8_ERR_NOMEM;
+    for (i = 0, rows = 0; st == W4A8_OK && i < job->count; i++) {
         const w4a8_linear *l = &job->lin[i];
-        double *Y = job->ref + rows * T;
-        ptrdiff_t tile;
+        double *R = job->ref + rows * T;
+        ptrdiff_t t;
+        w4a8__fgemm(&isa, ws, T, l->N, K, 1.0f, X, K, 0, l->W, K, 1, 0.0f, Y, l->N);
         W4A8__OMP_FOR
-        for (tile = 0; tile < (ptrdiff_t)((l->N + W4A8__TILE - 1) / W4A8__TILE); tile++) {
-            size_t n0 = (size_t)tile * W4A8__TILE, n1 = w4a8__min(n0 + W4A8__TILE, l->N), t, n;
-            for (t = 0; t < T; t++)
-                for (n = n0; n < n1; n++)
-                    Y[t * l->N + n] = (l->bias ? l->bias[n] : 0.0) + w4a8__dotfd(X + t * K, l->W + n * K, K);
+        for (t = 0; t < (ptrdiff_t)T; t++) {
+            size_t n;
+            for (n = 0; n < l->N; n++)
+                R[(size_t)t * l->N + n] = (l->bias ? l->bias[n] : 0.0) + (double)Y[(size_t)t * l->N + n];
         }
         rows += l->N;
     }
-    return W4A8_OK;
+    W4A8_FREE(Y);
+    w4a8__free_aligned(ws);
+    return st;
 }
 
 /* Mean squared error of the layers' outputs against FP32 on the calibration
@@ -2675,8 +3300,8 @@ W4A8_PRIVATE w4a8_status w4a8__decide(w4a8__job *job, w4a8_method m, float **s, 
     if (m == W4A8_METHOD_AWQ && !job->awq_s) {
         job->awq_s = (float *)w4a8__alloc(K, sizeof(float));
         if (!job->awq_s) return W4A8_ERR_NOMEM;
-        st = w4a8_smooth_awq(job->lin, job->count, K, calib, cfg->group_size, cfg->awq_grid, job->awq_s,
-                             &job->awq_ratio, &job->awq_loss);
+        st = w4a8__smooth_awq(job->lin, job->count, K, calib, cfg->group_size, cfg->awq_grid, cfg->kernel,
+                              &job->prog, job->awq_s, &job->awq_ratio, &job->awq_loss);
         if (st != W4A8_OK) {
             W4A8_FREE(job->awq_s);
             job->awq_s = NULL;
@@ -2700,12 +3325,13 @@ W4A8_PRIVATE w4a8_status w4a8__decide(w4a8__job *job, w4a8_method m, float **s, 
 
 /* The weights of one linear, W s (clipped, for AWQ), as codes, scales, zeros.
    AWQ always has zero points: its own grid, or GPTQ's asymmetric one. */
-W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, const w4a8_linear *lin, w4a8_method m, const float *s,
+W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, size_t li, w4a8_method m, const float *s,
                                        const w4a8__gptq_plan *plan, uint8_t *codes, float *scales,
                                        uint8_t *zeros, double *gptq_loss) {
     const w4a8_config *cfg = job->cfg;
     const w4a8_calib *calib = job->calib;
-    size_t K = job->K, N = lin->N, k, n;
+    const w4a8_linear *lin = &job->lin[li];
+    size_t K = job->K, N = lin->N, G = w4a8__group_len(K, cfg->group_size), k, n;
     float *Ws = NULL, *Xs = NULL;
     const float *Wq = lin->W;
     w4a8_status st = W4A8_OK;
@@ -2716,23 +3342,55 @@ W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, const w4a8_linear *lin, w
             for (k = 0; k < K; k++) Ws[n * K + k] = lin->W[n * K + k] * s[k];
     }
     if (m == W4A8_METHOD_AWQ && cfg->awq_clip && !lin->skip_clip) {
-        /* the clip search sees the inputs the layer will: X * (1/s) */
-        size_t T = calib->sample_rows, t;
-        Xs = (float *)w4a8__alloc(T * K, sizeof(float));
-        st = Xs ? W4A8_OK : W4A8_ERR_NOMEM;
-        for (t = 0; st == W4A8_OK && t < T; t++)
-            for (k = 0; k < K; k++) Xs[t * K + k] = calib->sample[t * K + k] * (1.0f / s[k]);
-        if (st == W4A8_OK) st = w4a8_clip_awq(Ws, N, K, cfg->group_size, Xs, T, Ws);
+        /* AWQ's s is the job's, so its clip is too: searched once, for AWQ and AWQ + GPTQ */
+        if (!job->clip) {
+            if (!(job->clip = (float **)w4a8__alloc(job->count, sizeof(float *)))) st = W4A8_ERR_NOMEM;
+            for (k = 0; job->clip && k < job->count; k++) job->clip[k] = NULL;
+        }
+        if (st == W4A8_OK && !job->clip[li]) {
+            /* the clip search sees the inputs the layer will: X * (1/s) */
+            size_t T = calib->sample_rows, t;
+            float *c = (float *)w4a8__alloc(N, ((K + G - 1) / G) * sizeof(float));
+            Xs = (float *)w4a8__alloc(T * K, sizeof(float));
+            st = Xs && c ? W4A8_OK : W4A8_ERR_NOMEM;
+            for (t = 0; st == W4A8_OK && t < T; t++)
+                for (k = 0; k < K; k++) Xs[t * K + k] = calib->sample[t * K + k] * (1.0f / s[k]);
+            if (st == W4A8_OK) st = w4a8__clip_search(Ws, N, K, G, Xs, T, cfg->kernel, c);
+            if (st == W4A8_OK) job->clip[li] = c;
+            else W4A8_FREE(c);
+        }
+        if (st == W4A8_OK) w4a8__clip_apply(Ws, N, K, G, job->clip[li], Ws);
     }
     if (st == W4A8_OK) {
         if (plan) st = w4a8__gptq_rows(plan, Wq, N, cfg, m == W4A8_METHOD_AWQ || cfg->asymmetric, codes, scales,
-                                       zeros, gptq_loss);
+                                       zeros, gptq_loss, &job->prog);
         else if (m == W4A8_METHOD_AWQ) st = w4a8_quantize_rtn_awq(Wq, N, K, cfg->group_size, codes, scales, zeros);
         else st = w4a8_quantize_rtn(Wq, N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
+        if (!plan) w4a8__progress_step(&job->prog, 1);
     }
     W4A8_FREE(Ws);
     W4A8_FREE(Xs);
     return st;
+}
+
+/* The Hessian sum of every token: xtx and, added once for the whole job,
+   the tokens still pending (as w4a8_calib_hessian does). */
+W4A8_PRIVATE w4a8_status w4a8__job_xtx(w4a8__job *job, const double **H) {
+    const w4a8_calib *c = job->calib;
+    size_t K = c->K;
+    float *P, *ws;
+    if (!job->xtx) {
+        if (w4a8__xtx_scratch(K, &P, &ws) != W4A8_OK) return W4A8_ERR_NOMEM;
+        if ((job->xtx = (double *)w4a8__alloc(K * K, sizeof(double))) != NULL) {
+            memcpy(job->xtx, c->xtx, K * K * sizeof(double));
+            w4a8__xtx_add(c->pending, c->pending_rows, K, job->xtx, P, ws);
+        }
+        W4A8_FREE(P);
+        w4a8__free_aligned(ws);
+        if (!job->xtx) return W4A8_ERR_NOMEM;
+    }
+    *H = job->xtx;
+    return W4A8_OK;
 }
 
 /* One candidate: method m, with GPTQ weights or not. made[] receives the layers. */
@@ -2767,8 +3425,10 @@ W4A8_PRIVATE w4a8_status w4a8__candidate(w4a8__job *job, w4a8_method m, int gptq
         else st = w4a8__static_scale(calib, s, &rep->act_scale);
     }
     if (st == W4A8_OK && gptq) {
+        const double *H = calib ? calib->xtx : NULL;
         if (!calib || !calib->xtx || calib->tokens == 0) st = W4A8_ERR_NEED_CALIB;
-        else st = w4a8__gptq_plan_make(calib->xtx, 2.0 / (double)calib->tokens, K, s, cfg, &plan);
+        else if (calib->pending_rows) st = w4a8__job_xtx(job, &H);
+        if (st == W4A8_OK) st = w4a8__gptq_plan_make(H, 2.0 / (double)calib->tokens, K, s, cfg, &plan);
         rep->gptq_damp = plan.lambda;
     }
     if (st == W4A8_OK) {
@@ -2780,7 +3440,7 @@ W4A8_PRIVATE w4a8_status w4a8__candidate(w4a8__job *job, w4a8_method m, int gptq
     for (i = 0; st == W4A8_OK && i < job->count; i++) {
         w4a8_layer_desc d;
         double l = 0.0;
-        st = w4a8__weights(job, &job->lin[i], m, s, gptq ? &plan : NULL, codes, scales, zeros, &l);
+        st = w4a8__weights(job, i, m, s, gptq ? &plan : NULL, codes, scales, zeros, &l);
         gsum += l;
         rows += job->lin[i].N;
         memset(&d, 0, sizeof d);
@@ -2803,7 +3463,12 @@ W4A8_PRIVATE w4a8_status w4a8__candidate(w4a8__job *job, w4a8_method m, int gptq
     rep->act_mode = mode;
     rep->equalized = s != NULL;
     if (gptq) rep->gptq_loss = gsum / (double)rows;
-    if (st == W4A8_OK && job->want_loss) st = w4a8__output_mse(job, made, &rep->loss);
+    if (st == W4A8_OK && job->want_loss) {
+        st = w4a8__output_mse(job, made, &rep->loss);
+        w4a8__progress_step(&job->prog, 1);
+        /* AWQ's scales can push finite weights and inputs past float: never an OK with such layers */
+        if (st == W4A8_OK && m == W4A8_METHOD_AWQ && !(rep->loss < HUGE_VAL)) st = W4A8_ERR_RANGE;
+    }
     if (st != W4A8_OK)
         for (i = 0; i < job->count; i++) {
             w4a8_layer_free(made[i]);
@@ -2819,27 +3484,32 @@ W4A8_PRIVATE w4a8_status w4a8__candidate(w4a8__job *job, w4a8_method m, int gptq
 
 /* Every method and composition; the lowest loss wins, the first on ties. */
 W4A8_PRIVATE w4a8_status w4a8__auto(w4a8__job *job, w4a8_layer **best, w4a8_report *rep) {
-    static const int tries[][2] = { { W4A8_METHOD_RTN, 0 },         { W4A8_METHOD_SMOOTHQUANT, 0 },
-                                    { W4A8_METHOD_AWQ, 0 },         { W4A8_METHOD_FPTQ, 0 },
-                                    { W4A8_METHOD_GPTQ, 1 },        { W4A8_METHOD_SMOOTHQUANT, 1 },
-                                    { W4A8_METHOD_AWQ, 1 },         { W4A8_METHOD_FPTQ, 1 } };
     double table[W4A8_METHOD_COUNT][2];
     w4a8_layer **made;
     w4a8_report r;
     size_t c, i, count = job->count;
-    int have = 0;
+    int have = 0, range = 0;
     w4a8_status st = W4A8_OK;
     if (!job->calib || job->calib->tokens == 0 || job->calib->sample_rows == 0) return W4A8_ERR_NEED_CALIB;
     made = (w4a8_layer **)w4a8__alloc(count, sizeof *made);
     if (!made) return W4A8_ERR_NOMEM;
     memset(made, 0, count * sizeof *made);
     for (c = 0; c < W4A8_METHOD_COUNT; c++) table[c][0] = table[c][1] = -1.0;
-    for (c = 0; st == W4A8_OK && c < sizeof tries / sizeof tries[0]; c++) {
-        if ((job->cfg->gptq_weights && !tries[c][1]) || (tries[c][1] && !job->calib->xtx)) continue;
-        st = w4a8__candidate(job, (w4a8_method)tries[c][0], tries[c][1], made, &r);
+    for (c = 0; st == W4A8_OK && c < W4A8__AUTO_TRIES; c++) {
+        const int *t = w4a8__auto_tries[c];
+        if (!w4a8__auto_runs(job, c)) continue;
+        st = w4a8__candidate(job, (w4a8_method)t[0], t[1], made, &r);
+        /* a candidate that overflows float (AWQ's scales on huge inputs) drops out; a
+           non-finite loss never wins */
+        if (st == W4A8_ERR_RANGE) {
+            range = 1;
+            st = W4A8_OK;
+            continue;
+        }
         if (st != W4A8_OK) break;
-        table[tries[c][0]][tries[c][1]] = r.loss;
-        if (!have || r.loss < rep->loss) {
+        table[t[0]][t[1]] = r.loss;
+        if (!(r.loss < HUGE_VAL)) range = 1;
+        if (r.loss < HUGE_VAL && (!have || r.loss < rep->loss)) {
             for (i = 0; i < count; i++) {
                 w4a8_layer_free(best[i]);
                 best[i] = made[i];
@@ -2851,7 +3521,7 @@ W4A8_PRIVATE w4a8_status w4a8__auto(w4a8__job *job, w4a8_layer **best, w4a8_repo
         }
         memset(made, 0, count * sizeof *made);
     }
-    if (st == W4A8_OK && !have) st = W4A8_ERR_NEED_CALIB; /* GPTQ only, and no Hessian */
+    if (st == W4A8_OK && !have) st = range ? W4A8_ERR_RANGE : W4A8_ERR_NEED_CALIB; /* or GPTQ only, no Hessian */
     memcpy(rep->auto_loss, table, sizeof table);
     W4A8_FREE(made);
     return st;
@@ -2876,7 +3546,10 @@ W4A8_IMPL w4a8_status w4a8_quantize_linears(const w4a8_linear *lin, size_t count
     job.K = K;
     job.calib = calib;
     job.cfg = cfg;
-    job.want_loss = report || cfg->method == W4A8_METHOD_AUTO;
+    job.want_loss = report || cfg->method == W4A8_METHOD_AUTO || cfg->method == W4A8_METHOD_AWQ;
+    job.prog.fn = cfg->progress;
+    job.prog.user = cfg->progress_user;
+    job.prog.total = w4a8__job_steps(&job);
     made = (w4a8_layer **)w4a8__alloc(count, sizeof *made);
     if (!made) return W4A8_ERR_NOMEM;
     memset(made, 0, count * sizeof *made);
@@ -2890,6 +3563,10 @@ W4A8_IMPL w4a8_status w4a8_quantize_linears(const w4a8_linear *lin, size_t count
     W4A8_FREE(made);
     W4A8_FREE(job.ref);
     W4A8_FREE(job.awq_s);
+    for (i = 0; job.clip && i < count; i++) W4A8_FREE(job.clip[i]);
+    W4A8_FREE(job.clip);
+    W4A8_FREE(job.xtx);
+    if (st == W4A8_OK && job.prog.done < job.prog.total) w4a8__progress_step(&job.prog, job.prog.total);
     if (st == W4A8_OK && report) *report = rep;
     return st;
 }

@@ -15,11 +15,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* AWQ finds issue 18's defect 2 (UB on large finite inputs, fixed on the
-   branch that rewrites AWQ) within seconds: 1 once that fix is merged. */
-#ifndef FUZZ_HEATMAP_AWQ
-#define FUZZ_HEATMAP_AWQ 0
-#endif
 
 static char dir[64], xpath[128], wpath[128], opath[128], tpath[128];
 static FILE *sink;
@@ -72,7 +67,7 @@ FUZZ_MAIN(fuzz_seeds) {
     if (size < 3) return 0;
     setup();
     T = (size_t)data[0] % 8 + 1;
-    method = data[1] % (FUZZ_HEATMAP_AWQ ? 4 : 3);
+    method = data[1] % 4;
     N = (size_t)(data[1] >> 2) % 4 + 1;
     off = (data[2] & 7) == 7; /* a shape that does not match the file */
     weights = method >= 2;
