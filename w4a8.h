@@ -1776,16 +1776,26 @@ W4A8_PRIVATE void w4a8__tile_neon(const w4a8__gemm_args *a, size_t n0, size_t m0
 #endif
 W4A8__SIMD_END
 
-/* The blocked kernels: OpenMP over tiles, rows first, so each thread reads
-   its own blocks; a tile's outputs are one thread's, whatever the count. */
+/* The blocked kernels: OpenMP over tiles; a tile's outputs are one thread's,
+   whatever the count. Tokens go in panels of about 256 KiB of activation
+   codes, which stay in L2 while every block of rows passes over them; within
+   a panel rows come first, so with one panel (few tokens) each thread reads
+   its own blocks. Without panels, 512 tokens of K = 4096 (2 MiB) came from
+   L3 for every block, some 20% slower than 16 tokens. */
+#define W4A8__PANEL_BYTES (256u << 10)
 W4A8_PRIVATE void w4a8__gemm_tiles(const w4a8__gemm_args *a, size_t M, size_t rows, size_t tokens,
                                    void (*tile)(const w4a8__gemm_args *, size_t, size_t, size_t)) {
     size_t row_tiles = (a->L->N + rows - 1) / rows, token_tiles = (M + tokens - 1) / tokens;
+    size_t panel = W4A8__PANEL_BYTES / a->L->K / tokens; /* token tiles per panel */
     ptrdiff_t t;
+    if (panel < 1) panel = 1;
+    if (panel > token_tiles) panel = token_tiles;
     W4A8__OMP_FOR
     for (t = 0; t < (ptrdiff_t)(row_tiles * token_tiles); t++) {
-        size_t m0 = (size_t)t % token_tiles * tokens;
-        tile(a, (size_t)t / token_tiles * rows, m0, M - m0 < tokens ? M - m0 : tokens);
+        size_t p0 = (size_t)t / (row_tiles * panel) * panel; /* the panel's first token tile */
+        size_t width = token_tiles - p0 < panel ? token_tiles - p0 : panel, r = (size_t)t - p0 * row_tiles;
+        size_t m0 = (p0 + r % width) * tokens;
+        tile(a, r / width * rows, m0, M - m0 < tokens ? M - m0 : tokens);
     }
 }
 
