@@ -1409,7 +1409,7 @@ W4A8_PRIVATE void w4a8__gemm_scalar(const w4a8_layer *L, const int8_t *codes, co
 }
 
 /* The SIMD kernels run tiles: up to 8 tokens (4 for AVX2 and NEON) x the
-   rows of one or two blocks, over all of K, keeping the tile's int32 sums in
+   rows of one or two blocks, over all of K, keeping the tile's sums in
    registers. The blocked stream is read once per tile, in order. */
 #define W4A8__TILE_TOKENS 8
 
@@ -1544,8 +1544,8 @@ W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__tile_avx512(const w4a8__gemm_args *a
 /* AVX2 and AVX-VNNI: a tile is up to 4 tokens x one block (16 rows, two ymm
    of 8 rows each). The hot loop holds, of the 16 ymm registers, 8 partial
    sums p[token][half], the 4 unpacked weight registers (low and high
-   nibbles of both halves), 2 broadcast activation words and the nibble
-   mask; the 1s of vpmaddwd are a memory operand. Partial sums run over a
+   nibbles of both halves), the nibble mask, one broadcast activation word
+   and one product: 15; the 1s of vpmaddwd are a memory operand. Partial sums run over a
    chunk of at most 4 pieces (32 codes), then widen to int32 and join the
    group's sums; those and the float outputs wait in L1 between chunks (one
    load and one store per 8 multiplies), and a group of at most 32 codes
@@ -1585,9 +1585,9 @@ W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__piece_avx2(__m256i (*p)[2], const uint
         lo[j] = _mm256_and_si256(q, low);                       /* codes k..k+3 of each row */
         hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low); /* codes k+4..k+7 */
     }
-    /* One activation word and one product live at a time: 15 ymm in all.
-       The barrier keeps GCC from reassociating p + a + b into p + (a + b),
-       which needs two more registers than there are. */
+    /* One activation word and one product live at a time. The barrier
+       keeps GCC from reassociating p + a + b into p + (a + b), which needs
+       two more registers than there are. */
     W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) {
         __m256i x0 = _mm256_set1_epi32(w4a8__load_i32(xk[m]));
         W4A8__UNROLL for (j = 0; j < 2; j++) {

@@ -252,43 +252,24 @@ __attribute__((target("avx2"))) static double chain_avx2(long reps) {
                        "+v"(c[7]), "+v"(c[8]), "+v"(c[9]), "+v"(c[10]), "+v"(c[11])                                \
                      : "v"(a), "v"(b))
 
-/* vpdpbusd on ymm (AVX-VNNI, the VEX form) and zmm (AVX-512 VNNI). */
-__attribute__((target("avx2,avxvnni"))) static double chain_avx_vnni(long reps) {
-    __m256i w = _mm256_set1_epi8(3), x = _mm256_set1_epi8(-2), acc[12];
-    long r;
-    int i;
-    for (i = 0; i < 12; i++) acc[i] = _mm256_setzero_si256();
-    for (r = 0; r < reps; r++) TWELVE("%{vex%} vpdpbusd", acc, w, x);
-    return (double)reps * 12 * 32 * 2;
-}
+/* A loop of TWELVE on registers of `type`, a and b broadcast from `av`,
+   `bv`; `macs` multiply-adds per instruction. */
+#define TWELVE_LOOP(name, isa, type, set1, av, bv, op, macs)                                                         \
+    __attribute__((target(isa))) static double name(long reps) {                                                     \
+        type a = set1(av), b = set1(bv), acc[12];                                                                    \
+        long r;                                                                                                      \
+        int i;                                                                                                       \
+        for (i = 0; i < 12; i++) acc[i] = set1(0);                                                                   \
+        for (r = 0; r < reps; r++) TWELVE(op, acc, a, b);                                                            \
+        return (double)reps * 12 * (macs) * 2;                                                                       \
+    }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static double chain_avx512(long reps) {
-    __m512i w = _mm512_set1_epi8(3), x = _mm512_set1_epi8(-2), acc[12];
-    long r;
-    int i;
-    for (i = 0; i < 12; i++) acc[i] = _mm512_setzero_si512();
-    for (r = 0; r < reps; r++) TWELVE("vpdpbusd", acc, w, x);
-    return (double)reps * 12 * 64 * 2;
-}
-
-/* FP32 FMA: acc += a * b, small enough to stay normal for 10^9 steps. */
-__attribute__((target("avx2,fma"))) static double fma_avx2(long reps) {
-    __m256 a = _mm256_set1_ps(1e-3f), b = _mm256_set1_ps(1e-3f), acc[12];
-    long r;
-    int i;
-    for (i = 0; i < 12; i++) acc[i] = _mm256_setzero_ps();
-    for (r = 0; r < reps; r++) TWELVE("vfmadd231ps", acc, a, b);
-    return (double)reps * 12 * 8 * 2;
-}
-
-__attribute__((target("avx512f"))) static double fma_avx512(long reps) {
-    __m512 a = _mm512_set1_ps(1e-3f), b = _mm512_set1_ps(1e-3f), acc[12];
-    long r;
-    int i;
-    for (i = 0; i < 12; i++) acc[i] = _mm512_setzero_ps();
-    for (r = 0; r < reps; r++) TWELVE("vfmadd231ps", acc, a, b);
-    return (double)reps * 12 * 16 * 2;
-}
+/* vpdpbusd on ymm (AVX-VNNI, the VEX form) and zmm (AVX-512 VNNI); FP32 FMA
+   acc += a * b, small enough to stay normal for 10^9 steps. */
+TWELVE_LOOP(chain_avx_vnni, "avx2,avxvnni", __m256i, _mm256_set1_epi8, 3, -2, "%{vex%} vpdpbusd", 32)
+TWELVE_LOOP(chain_avx512, "avx512f,avx512bw,avx512vnni", __m512i, _mm512_set1_epi8, 3, -2, "vpdpbusd", 64)
+TWELVE_LOOP(fma_avx2, "avx2,fma", __m256, _mm256_set1_ps, 1e-3f, 1e-3f, "vfmadd231ps", 8)
+TWELVE_LOOP(fma_avx512, "avx512f", __m512, _mm512_set1_ps, 1e-3f, 1e-3f, "vfmadd231ps", 16)
 #endif
 
 /* G(FL)OP/s of `loop` on `threads` threads, best of 5 passes of ~0.1 s. */
