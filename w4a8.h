@@ -1408,7 +1408,7 @@ W4A8_PRIVATE void w4a8__gemm_scalar(const w4a8_layer *L, const int8_t *codes, co
     }
 }
 
-/* The SIMD kernels run tiles: up to 8 tokens (4 for NEON) x the
+/* The SIMD kernels run tiles: up to 8 tokens (4 for AVX2 and NEON) x the
    rows of one or two blocks, over all of K, keeping the tile's sums in
    registers. The blocked stream is read once per tile, in order. */
 #define W4A8__TILE_TOKENS 8
@@ -1541,18 +1541,15 @@ W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__tile_avx512(const w4a8__gemm_args *a
 #endif
 
 #ifdef W4A8__AVX2
-/* AVX2 and AVX-VNNI: a tile is 8 tokens x one half block (8 rows, one ymm),
-   or, for 1 to 4 tokens, a whole block (16 rows, two ymm). The hot loop
-   holds 8 partial sums p[token][half], the unpacked weights (low and high
-   nibbles of its ymm: 2 or 4), the nibble mask, one broadcast activation
-   word and one product: 13 or 15 of the 16 ymm registers; the 1s of
-   vpmaddwd are a memory operand. 8 tokens halve the nibble unpacking per
-   multiply; the half block reads one 32-byte half of every piece. Partial
-   sums run over a chunk of at most 4 pieces (32 codes), then widen to int32
-   and join the group's sums; those and the float outputs wait in L1 between
-   chunks (one load and one store per 8 multiplies), and a group of at most
-   32 codes (g32) goes from the chunk to the float step without touching
-   memory.
+/* AVX2 and AVX-VNNI: a tile is up to 4 tokens x one block (16 rows, two ymm
+   of 8 rows each). The hot loop holds, of the 16 ymm registers, 8 partial
+   sums p[token][half], the 4 unpacked weight registers (low and high
+   nibbles of both halves), the nibble mask, one broadcast activation word
+   and one product: 15; the 1s of vpmaddwd are a memory operand. Partial sums run over a
+   chunk of at most 4 pieces (32 codes), then widen to int32 and join the
+   group's sums; those and the float outputs wait in L1 between chunks (one
+   load and one store per 8 multiplies), and a group of at most 32 codes
+   (g32) goes from the chunk to the float step without touching memory.
 
    Why the int16 stage is exact (AVX2): vpmaddubsw multiplies unsigned codes
    u in 0..15 by signed activation codes x in -128..127 and adds adjacent
@@ -1561,7 +1558,7 @@ W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__tile_avx512(const w4a8__gemm_args *a
    lane (2 per piece, 4 pieces) with the wrapping vpaddw: at most
    8 * 3840 = 30720 < 32767, so nothing wraps. vpmaddwd by 1 then adds the
    two int16 lanes of each row into an exact int32. */
-#define W4A8__AVX2_TOKENS 8
+#define W4A8__AVX2_TOKENS 4
 #define W4A8__AVX2_CHUNK 32
 
 /* p += u . x per row: int16 pairs (AVX2), int32 (AVX-VNNI). */
@@ -1574,16 +1571,15 @@ static inline W4A8__TARGET_AVX_VNNI __m256i w4a8__dot_avx_vnni(__m256i p, __m256
     return _mm256_dpbusd_avx_epi32(p, u, x);
 }
 
-/* One 8-code piece of NB halves of a block (w: the first) against MB
-   tokens' codes xk; vnni picks the dot step. Each weight byte is loaded
-   once, each activation word once. */
+/* One 8-code piece of a block against MB tokens' codes xk; vnni picks the
+   dot step. Each weight byte is loaded once, each activation word once. */
 W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__piece_avx2(__m256i (*p)[2], const uint8_t *w, const int8_t **xk, int MB,
-                                                      int NB, int vnni) {
+                                                      int vnni) {
     const __m256i low = _mm256_set1_epi8(15);
     __m256i lo[2], hi[2];
     int m, j;
     W4A8__PREFETCH(w);
-    W4A8__FOR(j, NB, 2) {
+    W4A8__UNROLL for (j = 0; j < 2; j++) {
         __m256i q = _mm256_load_si256((const __m256i *)w + j);
         W4A8__NO_FUSE(q); /* one load: GCC would read w again as the and's memory operand */
         lo[j] = _mm256_and_si256(q, low);                       /* codes k..k+3 of each row */
@@ -1594,22 +1590,21 @@ W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__piece_avx2(__m256i (*p)[2], const uint
        two more registers than there are. */
     W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) {
         __m256i x0 = _mm256_set1_epi32(w4a8__load_i32(xk[m]));
-        W4A8__FOR(j, NB, 2) {
+        W4A8__UNROLL for (j = 0; j < 2; j++) {
             p[m][j] = vnni ? w4a8__dot_avx_vnni(p[m][j], lo[j], x0) : w4a8__dot_avx2(p[m][j], lo[j], x0);
             W4A8__NO_FUSE(p[m][j]);
         }
         x0 = _mm256_set1_epi32(w4a8__load_i32(xk[m] + 4));
-        W4A8__FOR(j, NB, 2)
+        W4A8__UNROLL for (j = 0; j < 2; j++)
             p[m][j] = vnni ? w4a8__dot_avx_vnni(p[m][j], hi[j], x0) : w4a8__dot_avx2(p[m][j], hi[j], x0);
     }
 }
 
-/* Codes [k, kc) of one group, at most one chunk, of NB halves from half h
-   into the int32 sums s; w is the chunk's first piece, the return value the
-   next one. */
+/* Codes [k, kc) of one group, at most one chunk, into the int32 sums s; w
+   is the chunk's first piece, the return value the next one. */
 W4A8__INLINE W4A8__TARGET_AVX2 const uint8_t *w4a8__chunk_avx2(__m256i (*s)[2], const uint8_t *w,
                                                                 const int8_t *const *x, size_t k, size_t kc, int MB,
-                                                                int NB, int h, int vnni) {
+                                                                int vnni) {
     const int8_t *xk[W4A8__TILE_TOKENS];
     int8_t pad[W4A8__TILE_TOKENS][8];
     __m256i p[W4A8__AVX2_TOKENS][2];
@@ -1617,22 +1612,21 @@ W4A8__INLINE W4A8__TARGET_AVX2 const uint8_t *w4a8__chunk_avx2(__m256i (*s)[2], 
     W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) p[m][0] = p[m][1] = _mm256_setzero_si256();
     for (; k + 8 <= kc; k += 8, w += 64) {
         W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) xk[m] = x[m] + k;
-        w4a8__piece_avx2(p, w + 32 * h, xk, MB, NB, vnni);
+        w4a8__piece_avx2(p, w, xk, MB, vnni);
     }
     if (k < kc) {
         w4a8__piece_codes(x, MB, k, kc, pad, xk);
-        w4a8__piece_avx2(p, w + 32 * h, xk, MB, NB, vnni);
+        w4a8__piece_avx2(p, w, xk, MB, vnni);
         w += 64;
     }
-    W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) W4A8__FOR(j, NB, 2)
+    W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) W4A8__UNROLL for (j = 0; j < 2; j++)
         s[m][j] = vnni ? p[m][j] : _mm256_madd_epi16(p[m][j], _mm256_set1_epi16(1));
     return w;
 }
 
-/* NB halves of one block from half h (rows n0 + 8h ...) x MB tokens over
-   all of K. */
+/* One block x MB tokens over all of K. */
 W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__tile_avx2_body(const w4a8__gemm_args *a, size_t n0, size_t m0, int MB,
-                                                          int NB, int h, int vnni) {
+                                                          int vnni) {
     const w4a8_layer *L = a->L;
     const uint8_t *w = L->packed + n0 / W4A8__ROWS * a->block_bytes;
     const int8_t *x[W4A8__TILE_TOKENS];
@@ -1649,22 +1643,21 @@ W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__tile_avx2_body(const w4a8__gemm_args *
         const uint8_t *head = w;
         __m256i s[W4A8__AVX2_TOKENS][2];
         w = w4a8__chunk_avx2(s, w + (L->asymmetric ? 128 : 64), x, k0,
-                             k1 - k0 < W4A8__AVX2_CHUNK ? k1 : k0 + W4A8__AVX2_CHUNK, MB, NB, h, vnni);
+                             k1 - k0 < W4A8__AVX2_CHUNK ? k1 : k0 + W4A8__AVX2_CHUNK, MB, vnni);
         for (k = k0 + W4A8__AVX2_CHUNK; k < k1; k += W4A8__AVX2_CHUNK) {
             __m256i t[W4A8__AVX2_TOKENS][2];
-            w = w4a8__chunk_avx2(t, w, x, k, k1 - k < W4A8__AVX2_CHUNK ? k1 : k + W4A8__AVX2_CHUNK, MB, NB, h, vnni);
-            W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) W4A8__FOR(j, NB, 2)
+            w = w4a8__chunk_avx2(t, w, x, k, k1 - k < W4A8__AVX2_CHUNK ? k1 : k + W4A8__AVX2_CHUNK, MB, vnni);
+            W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) W4A8__UNROLL for (j = 0; j < 2; j++)
                 s[m][j] = _mm256_add_epi32(s[m][j], t[m][j]);
         }
         W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) {
             __m256i gs = _mm256_set1_epi32(a->group_sums[(m0 + (size_t)m) * L->groups + g]);
             __m256i z8 = _mm256_slli_epi32(gs, 3); /* symmetric: every zero point is 8 */
-            W4A8__FOR(j, NB, 2) {
-                __m256i zs = L->asymmetric
-                                 ? _mm256_mullo_epi32(_mm256_load_si256((const __m256i *)(head + 64) + h + j), gs)
-                                 : z8;
+            W4A8__UNROLL for (j = 0; j < 2; j++) {
+                __m256i zs = L->asymmetric ? _mm256_mullo_epi32(_mm256_load_si256((const __m256i *)(head + 64) + j), gs)
+                                           : z8;
                 __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[m][j], zs)),
-                                         _mm256_load_ps((const float *)head + 8 * (h + j)));
+                                         _mm256_load_ps((const float *)head + 8 * j));
                 W4A8__NO_FUSE(t);
                 y[m][j] = _mm256_add_ps(y[m][j], t);
             }
@@ -1673,45 +1666,32 @@ W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__tile_avx2_body(const w4a8__gemm_args *
     W4A8__FOR(m, MB, W4A8__AVX2_TOKENS) {
         __m256 xs = _mm256_set1_ps(a->x_scales[m0 + (size_t)m]);
         float *dst = a->Y + (m0 + (size_t)m) * L->N + n0;
-        W4A8__FOR(j, NB, 2) {
+        W4A8__UNROLL for (j = 0; j < 2; j++) {
             __m256 v = _mm256_mul_ps(y[m][j], xs);
             W4A8__NO_FUSE(v);
-            _mm256_storeu_ps(out + 8 * (h + j), v);
+            _mm256_storeu_ps(out + 8 * j, v);
         }
-        for (k = 8 * (size_t)h; k < live && k < 8 * (size_t)(h + NB); k++) /* scalar: no read past N */
-            dst[k] = L->bias ? out[k] + L->bias[n0 + k] : out[k];
-    }
-}
-
-/* 8 tokens as two half blocks (the second only where it has rows), fewer as
-   a whole block: 4, then what is left. */
-W4A8__INLINE W4A8__TARGET_AVX2 void w4a8__tile_avx2_any(const w4a8__gemm_args *a, size_t n0, size_t m0, size_t mb,
-                                                         int vnni) {
-    if (mb == 8) {
-        w4a8__tile_avx2_body(a, n0, m0, 8, 1, 0, vnni);
-        if (a->L->N - n0 > 8) w4a8__tile_avx2_body(a, n0, m0, 8, 1, 1, vnni);
-        return;
-    }
-    if (mb > 4) {
-        w4a8__tile_avx2_body(a, n0, m0, 4, 2, 0, vnni);
-        m0 += 4;
-        mb -= 4;
-    }
-    switch (mb) {
-    case 1: w4a8__tile_avx2_body(a, n0, m0, 1, 2, 0, vnni); break;
-    case 2: w4a8__tile_avx2_body(a, n0, m0, 2, 2, 0, vnni); break;
-    case 3: w4a8__tile_avx2_body(a, n0, m0, 3, 2, 0, vnni); break;
-    default: w4a8__tile_avx2_body(a, n0, m0, 4, 2, 0, vnni); break;
+        for (k = 0; k < live; k++) dst[k] = L->bias ? out[k] + L->bias[n0 + k] : out[k]; /* scalar: no read past N */
     }
 }
 
 W4A8_PRIVATE W4A8__TARGET_AVX2 void w4a8__tile_avx2(const w4a8__gemm_args *a, size_t n0, size_t m0, size_t mb) {
-    w4a8__tile_avx2_any(a, n0, m0, mb, 0);
+    switch (mb) {
+    case 1: w4a8__tile_avx2_body(a, n0, m0, 1, 0); break;
+    case 2: w4a8__tile_avx2_body(a, n0, m0, 2, 0); break;
+    case 3: w4a8__tile_avx2_body(a, n0, m0, 3, 0); break;
+    default: w4a8__tile_avx2_body(a, n0, m0, 4, 0); break;
+    }
 }
 
 W4A8_PRIVATE W4A8__TARGET_AVX_VNNI void w4a8__tile_avx_vnni(const w4a8__gemm_args *a, size_t n0, size_t m0,
                                                            size_t mb) {
-    w4a8__tile_avx2_any(a, n0, m0, mb, 1);
+    switch (mb) {
+    case 1: w4a8__tile_avx2_body(a, n0, m0, 1, 1); break;
+    case 2: w4a8__tile_avx2_body(a, n0, m0, 2, 1); break;
+    case 3: w4a8__tile_avx2_body(a, n0, m0, 3, 1); break;
+    default: w4a8__tile_avx2_body(a, n0, m0, 4, 1); break;
+    }
 }
 #endif
 
@@ -1834,8 +1814,8 @@ W4A8_PRIVATE void w4a8__gemm(const w4a8_layer *L, const int8_t *codes, const flo
     case W4A8_KERNEL_AVX512_VNNI: w4a8__gemm_tiles(&a, M, 2 * W4A8__ROWS, 8, w4a8__tile_avx512); return;
 #endif
 #ifdef W4A8__AVX2
-    case W4A8_KERNEL_AVX2: w4a8__gemm_tiles(&a, M, W4A8__ROWS, 8, w4a8__tile_avx2); return;
-    case W4A8_KERNEL_AVX_VNNI: w4a8__gemm_tiles(&a, M, W4A8__ROWS, 8, w4a8__tile_avx_vnni); return;
+    case W4A8_KERNEL_AVX2: w4a8__gemm_tiles(&a, M, W4A8__ROWS, 4, w4a8__tile_avx2); return;
+    case W4A8_KERNEL_AVX_VNNI: w4a8__gemm_tiles(&a, M, W4A8__ROWS, 4, w4a8__tile_avx_vnni); return;
 #endif
 #ifdef W4A8__NEON
     case W4A8_KERNEL_NEON: w4a8__gemm_tiles(&a, M, W4A8__ROWS, 4, w4a8__tile_neon); return;
