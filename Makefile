@@ -28,7 +28,7 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all deps test check test-compilers demo bench bench-quant test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
+.PHONY: all deps test check test-compilers demo bench bench-quant compare test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
 all: deps
 	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
 
@@ -130,8 +130,10 @@ demo: build/quickstart build/llama_w4a8
 
 # GEMM throughput of every kernel beside the scalar reference and FP32
 # (a few minutes; ./build/w4a8_bench --quick takes seconds).
+# FP32 beside it is OpenBLAS (Debian libopenblas-dev, installed for the bench only).
 build/w4a8_bench: tools/w4a8_bench.c w4a8.h tools/output.h | build
-	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+	@sh tools/install_deps.sh bench
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) -lopenblas
 
 bench: build/w4a8_bench
 	./build/w4a8_bench
@@ -151,6 +153,12 @@ bench-quant: build/w4a8_quant_bench
 	  /usr/bin/python3 tools/torch_ref.py --bench build/w4a8_quant_bench --runs $(RUNS); \
 	else echo "bench-quant: no torch for /usr/bin/python3 (Debian python3-torch): w4a8 alone"; \
 	  ./build/w4a8_quant_bench --runs $(RUNS); fi
+
+# The comparison against the machine's peaks, OpenBLAS and ggml (AVX2 and
+# native builds), 5 runs each, as the README's speed table (about 10 minutes
+# on 2 quiet cores, the first time longer: it builds ggml twice).
+compare: build/w4a8_bench
+	sh tools/compare.sh
 
 # Optional: the NEON kernel, cross-built for AArch64 with the dot-product
 # extension and run under qemu when it is there (Debian: gcc-aarch64-linux-gnu

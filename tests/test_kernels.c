@@ -198,6 +198,46 @@ static void test_kernels_match_reference(void) {
         if (machine_runs(simd_kernels[kk])) printf("    kernel %s: checked\n", w4a8_kernel_name(simd_kernels[kk]));
 }
 
+/* The edges of the SIMD tiles: every token count 1..17 (AVX2 tiles of 4,
+   AVX-512 of 8, and what is left), 35 rows (two blocks and 3 rows), group
+   lengths that are and are not whole 32-code chunks of the AVX2 int16 stage,
+   a last group with a partial piece, and the largest int16 partial sums:
+   rows of all-15 codes in both halves of a block against tokens whose codes
+   are all +127 or all -127 (16 products of 15 * 127 in one int16 lane). */
+static void test_kernel_tile_edges(void) {
+    static const size_t Gs[] = { 32, 40, 48, 64, 128, 256, W4A8_PER_CHANNEL };
+    static const size_t Ks[] = { 300, 264 };
+    enum { M = 17, N = 35 };
+    size_t gi, ki, kk, m, k;
+    int asym;
+    for (ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
+        size_t K = Ks[ki];
+        float *X = tokens_make(M, K, 900 + ki);
+        for (k = 0; k < K; k++) X[5 * K + k] = 1.0f, X[6 * K + k] = -1.0f, X[12 * K + k] = 2.0f;
+        for (gi = 0; gi < sizeof Gs / sizeof Gs[0]; gi++) {
+            size_t G = Gs[gi] < K ? Gs[gi] : K, groups = (K + G - 1) / G;
+            for (asym = 0; asym < 2; asym++) {
+                layer_data D;
+                w4a8_layer *R;
+                data_make(&D, N, K, groups, asym, 77 + 10 * gi + ki + (size_t)asym);
+                memset(D.codes + 9 * K, 15, K);
+                memset(D.codes + (N - 1) * K, 15, K);
+                R = data_layer(&D, N, K, G, asym, W4A8_ACT_PER_TOKEN, 1, W4A8_KERNEL_SCALAR);
+                for (kk = 0; R && kk < SIMD_COUNT; kk++) {
+                    w4a8_layer *L;
+                    if (!machine_runs(simd_kernels[kk])) continue;
+                    L = data_layer(&D, N, K, G, asym, W4A8_ACT_PER_TOKEN, 1, simd_kernels[kk]);
+                    for (m = 1; L && m <= M; m++) check_same(R, L, X, m);
+                    w4a8_layer_free(L);
+                }
+                w4a8_layer_free(R);
+                data_free(&D);
+            }
+        }
+        free(X);
+    }
+}
+
 /* The zero point kept out of the inner loop: sum x*u - z*sum x, as every
    kernel computes it, gives the bits of sum x*(u - z) computed here
    directly, through the documented float steps. Codes at the extremes (0, 15
@@ -492,6 +532,7 @@ static void test_no_simd_build(void) { CHECK(nosimd_smoke() == 0); }
 void tests_kernels(void) {
     RUN(test_kernel_choice);
     RUN(test_kernels_match_reference);
+    RUN(test_kernel_tile_edges);
     RUN(test_zero_point_identity);
     RUN(test_kernels_threads);
     RUN(test_activation_edges);

@@ -8,7 +8,8 @@
    ggml quantizes the F32 activations to Q8_0 inside the product, so the
    timing includes activation quantization, as w4a8's does.
 
-   usage: ggml_bench [threads] [N K]  (default 2 threads, N = K = 4096) */
+   usage: ggml_bench [threads] [N K]  (default 2 threads, N = K = 4096);
+   GGML_BENCH_CPU_TIME=1 in the environment: CPU time instead of wall time. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime; lstat in output.h */
 #include "ggml.h"
 #include "ggml-alloc.h"
@@ -25,10 +26,14 @@
 #define COLD_BYTES (720u << 20) /* as tools/w4a8_bench.c: far beyond the last-level cache */
 #define MAX_COPIES 512
 
+/* GGML_BENCH_CPU_TIME=1: the process's CPU time over the thread count, as
+   w4a8_bench --cpu-time (threads spinning in ggml's barriers count). */
+static int cpu_threads;
+
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    clock_gettime(cpu_threads ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / (cpu_threads ? cpu_threads : 1);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -79,6 +84,7 @@ static int run(int argc, char **argv) {
     int copies, i, mi;
     float *W;
     void *q;
+    if (getenv("GGML_BENCH_CPU_TIME") && atoi(getenv("GGML_BENCH_CPU_TIME"))) cpu_threads = threads;
     ggml_log_set(quiet_log, NULL);
     backend = ggml_backend_cpu_init();
     if (!backend || threads < 1 || N < 32 || K < 32 || K % 32) {
@@ -106,8 +112,9 @@ static int run(int argc, char **argv) {
     }
     ggml_quantize_chunk(GGML_TYPE_Q4_0, W, q, 0, N, K, NULL);
 
-    printf("ggml_bench: Q4_0 weights in %s, F32 activations, N=%lld K=%lld, %d threads, %d copies for cold\n",
-           ggml_backend_buft_name(wbuft), (long long)N, (long long)K, threads, copies);
+    printf("ggml_bench: Q4_0 weights in %s, F32 activations, N=%lld K=%lld, %d threads, %d copies for cold, %s\n",
+           ggml_backend_buft_name(wbuft), (long long)N, (long long)K, threads, copies,
+           cpu_threads ? "CPU time / threads" : "wall time");
     printf("%5s %12s %12s\n", "M", "hot GF/s", "cold GF/s");
     for (mi = 0; mi < (int)(sizeof Ms / sizeof Ms[0]); mi++) {
         int64_t M = Ms[mi];
