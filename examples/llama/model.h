@@ -42,7 +42,13 @@
     X(LLAMA_ERR_TOKEN, "a token id is out of range, or the sequence is longer than the context") \
     X(LLAMA_ERR_FOLD, "linears sharing an input got different equalizations: cannot fold them") \
     X(LLAMA_ERR_W4A8, "a w4a8 call failed")                                               \
-    X(LLAMA_ERR_HOOK, "the activation hook stopped the forward")
+    X(LLAMA_ERR_HOOK, "the activation hook stopped the forward")                          \
+    X(LLAMA_ERR_GGUF, "malformed GGUF: bad magic, an empty, duplicate or non-UTF-8 key, a bad tensor name or BOOL, arrays nested too deep") \
+    X(LLAMA_ERR_GGUF_VERSION, "GGUF version other than 2 or 3")                            \
+    X(LLAMA_ERR_GGUF_TYPE, "a GGUF value or tensor type is unknown or not the one expected, or a shape its type cannot hold") \
+    X(LLAMA_ERR_GGUF_LAYOUT, "GGUF alignment not a power of two, or tensor data misaligned, overlapping or past the end") \
+    X(LLAMA_ERR_GGUF_KEY, "a GGUF metadata key is missing")                                \
+    X(LLAMA_ERR_GGUF_MODEL, "the GGUF model is not LLaMA-family, or a tensor or hyperparameter is missing or inconsistent")
 
 #define LLAMA__ENUM(name, msg) name,
 typedef enum llama_status { LLAMA_STATUS_LIST(LLAMA__ENUM) LLAMA_STATUS_COUNT } llama_status;
@@ -107,6 +113,9 @@ LLAMA_API float llama__f32(const unsigned char *p) {
     memcpy(&f, &i, 4);
     return f;
 }
+
+/* GGUF read and write (uses the helpers above). */
+#include "gguf.h"
 
 /* Tensor sizes in file order (in floats); 0 when the count overflows. */
 LLAMA_API size_t llama__tensor_sizes(const llama_config *c, int shared, size_t sz[13]) {
