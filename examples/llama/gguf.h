@@ -431,7 +431,7 @@ LLAMA_API int llama__gguf_utf8(const unsigned char *s, size_t n) {
 
 /* A scalar of type t at p into v. */
 LLAMA_API llama_status llama__gguf_scalar(uint32_t t, const unsigned char *p, llama_gguf_value *v) {
-    uint32_t u32 = (uint32_t)llama__i32(p);
+    uint32_t u32 = llama__gguf_scalar_size(t) == 4 ? (uint32_t)llama__i32(p) : 0;
     float f;
     memset(v, 0, sizeof *v);
     v->type = (llama_gguf_type)t;
