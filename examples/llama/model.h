@@ -475,13 +475,17 @@ LLAMA_API float llama__dot(const float *a, const float *b, size_t n) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* Y[T][N] = X[T][K] W^T in FP32. */
+/* Y[T][N] = X[T][K] W^T in FP32. Row n of W meets every token before the
+   next row is read, so W streams from memory once per call, not once per token. */
 LLAMA_API void llama__matmul(float *Y, const float *X, const float *W, size_t T, size_t N, size_t K) {
     ptrdiff_t i;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (T * N * K > 100000)
 #endif
-    for (i = 0; i < (ptrdiff_t)(T * N); i++) Y[i] = llama__dot(X + (size_t)i / N * K, W + (size_t)i % N * K, K);
+    for (i = 0; i < (ptrdiff_t)(T * N); i++) {
+        size_t n = (size_t)i / T, t = (size_t)i % T;
+        Y[t * N + n] = llama__dot(X + t * K, W + n * K, K);
+    }
 }
 
 LLAMA_API void llama__rmsnorm(float *out, const float *x, const float *gamma, size_t T, size_t D, double eps) {
