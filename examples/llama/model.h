@@ -48,7 +48,12 @@
     X(LLAMA_ERR_GGUF_TYPE, "a GGUF value or tensor type is unknown or not the one expected, or a shape its type cannot hold") \
     X(LLAMA_ERR_GGUF_LAYOUT, "GGUF alignment not a power of two, or tensor data misaligned, overlapping or past the end") \
     X(LLAMA_ERR_GGUF_KEY, "a GGUF metadata key is missing")                                \
-    X(LLAMA_ERR_GGUF_MODEL, "the GGUF model is not LLaMA-family, or a tensor or hyperparameter is missing or inconsistent")
+    X(LLAMA_ERR_GGUF_MODEL, "the GGUF model is not LLaMA-family, or a tensor or hyperparameter is missing or inconsistent") \
+    X(LLAMA_ERR_VOCAB_MODEL, "unknown tokenizer model or pre-tokenizer (gpt2 with smollm, llama-bpe or gpt-2; or llama)") \
+    X(LLAMA_ERR_VOCAB_TOKEN, "a vocabulary token is empty, too long, holds a NUL byte or is repeated, or its score or type is bad") \
+    X(LLAMA_ERR_VOCAB_MERGE, "a BPE merge is not \"a b\" of two tokens whose concatenation is a token") \
+    X(LLAMA_ERR_VOCAB_SPECIAL, "a special token id or an add_bos/add_eos flag is out of range") \
+    X(LLAMA_ERR_TEXT, "the text decodes to a code point above U+10FFFF, which llama.cpp cannot tokenize")
 
 #define LLAMA__ENUM(name, msg) name,
 typedef enum llama_status { LLAMA_STATUS_LIST(LLAMA__ENUM) LLAMA_STATUS_COUNT } llama_status;
