@@ -3,9 +3,11 @@
    every value and tensor type, corrupt files (every truncation, every byte
    flipped, counts, types, offsets), the typed getters, the writer's refusals,
    and a LLaMA model stored as GGUF giving the llama2.c path's logits bit for
-   bit. With SmolLM2-135M in the cache: its configuration, FP32 forward,
-   greedy continuation and perplexity against llama.cpp's numbers
-   (tests/vectors/, from `make crosscheck`). */
+   bit. With SmolLM2-135M in the cache ($W4A8_CACHE, else
+   ${XDG_CACHE_HOME:-~/.cache}/w4a8, where tools/fetch_model.sh puts it):
+   its configuration, its dequantization against llama.cpp's, greedy
+   continuation and perplexity against llama.cpp's numbers (tests/vectors/,
+   from `make crosscheck`). */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -847,17 +849,71 @@ static void test_gguf_model_metadata(void) {
 
 /* >>smollm2 ------------------------------------------------------------------ */
 
-static void test_gguf_smollm2(void) {
-    const char *env = getenv("W4A8_SMOLLM2"), *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    static const int prompt[5] = { 504, 3575, 282, 4649, 314 }; /* "The capital of France is" (llama-tokenize) */
-    char path[1200];
-    llama_model m;
+static char cache_dir[1024];
+
+/* The value of `key` in tests/vectors/smollm2_llamacpp.txt (recorded from
+   llama.cpp by `make crosscheck`), or NULL. */
+static char *vector_value(const char *key, char *buf, size_t cap) {
+    FILE *f = fopen("tests/vectors/smollm2_llamacpp.txt", "r");
+    size_t k = strlen(key);
+    char *found = NULL;
+    if (!f) return NULL;
+    while (!found && fgets(buf, (int)cap, f))
+        if (strncmp(buf, key, k) == 0 && buf[k] == ' ') {
+            buf[strcspn(buf, "\n")] = '\0';
+            found = buf + k + 1;
+        }
+    fclose(f);
+    return found;
+}
+
+static size_t parse_ids(const char *s, int *ids, size_t cap) {
+    size_t n = 0;
+    char *end;
+    while (s && n < cap) {
+        long v = strtol(s, &end, 10);
+        if (end == s) break;
+        ids[n++] = (int)v;
+        s = end;
+    }
+    return n;
+}
+
+/* Greedy ids after the prompt, through the KV cache one token at a time. */
+static void greedy_ids(const llama_model *m, const int *prompt, size_t n_prompt, size_t n, int *out) {
     llama_state *s = NULL;
-    float *logits;
-    int toks[16] = { 0 }, n = 5, k;
-    if (env && *env) snprintf(path, sizeof path, "%s", env);
-    else if (cache && *cache) snprintf(path, sizeof path, "%s/w4a8/SmolLM2-135M-Instruct.Q4_1.gguf", cache);
-    else snprintf(path, sizeof path, "%s/.cache/w4a8/SmolLM2-135M-Instruct.Q4_1.gguf", home ? home : ".");
+    size_t V = (size_t)m->c.vocab_size, i;
+    float *logits = (float *)malloc(n_prompt * V * sizeof(float));
+    int cur;
+    CHECK_LL(llama_state_create(m, n_prompt, n_prompt + n, &s), LLAMA_OK);
+    if (!s || !logits) {
+        llama_state_free(s), free(logits);
+        return;
+    }
+    CHECK_LL(llama_forward(m, NULL, s, prompt, n_prompt, 0, logits, NULL, NULL), LLAMA_OK);
+    cur = llama__argmax(logits + (n_prompt - 1) * V, V);
+    for (i = 0; i < n; i++) {
+        out[i] = cur;
+        if (i + 1 < n) {
+            CHECK_LL(llama_forward(m, NULL, s, &cur, 1, n_prompt + i, logits, NULL, NULL), LLAMA_OK);
+            cur = llama__argmax(logits, V);
+        }
+    }
+    llama_state_free(s);
+    free(logits);
+}
+
+/* SmolLM2 as shipped (Q4_1, Q8_0 embedding): the configuration from its
+   metadata; its dequantization equal bit for bit to llama.cpp's own F32
+   export; the greedy continuation and FP32 perplexity of llama.cpp. */
+static void test_gguf_smollm2(void) {
+    static const int paris[5] = { 504, 3575, 282, 4649, 314 }; /* "The capital of France is" (llama-tokenize) */
+    char path[1200], line[4096];
+    llama_model m, f32;
+    int out[64], prompt[64], want[64];
+    size_t n_prompt, n_want, i;
+    const char *v;
+    snprintf(path, sizeof path, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", cache_dir);
     if (llama_load(path, &m) != LLAMA_OK) {
         printf("gguf smollm2: skipped: no model at %s (tools/fetch_model.sh fetches it)\n", path);
         return;
@@ -865,22 +921,68 @@ static void test_gguf_smollm2(void) {
     CHECK(m.c.dim == 576 && m.c.hidden_dim == 1536 && m.c.n_layers == 30 && m.c.n_heads == 9 && m.c.n_kv_heads == 3);
     CHECK(m.c.vocab_size == 49152 && m.c.seq_len == 8192 && m.shared == 1 && m.rope_dim == 64);
     CHECK(m.rope_base == 100000.0 && m.norm_eps == (double)1e-5f);
-    memcpy(toks, prompt, sizeof prompt);
-    logits = (float *)malloc(5 * (size_t)m.c.vocab_size * sizeof(float));
-    CHECK_LL(llama_state_create(&m, 5, 16, &s), LLAMA_OK);
-    CHECK_LL(llama_forward(&m, NULL, s, toks, 5, 0, logits, NULL, NULL), LLAMA_OK);
-    for (k = 0; s && k < 8; k++) {
-        toks[n] = llama__argmax(logits + (k == 0 ? 4 * (size_t)m.c.vocab_size : 0), (size_t)m.c.vocab_size);
-        n++;
-        CHECK_LL(llama_forward(&m, NULL, s, toks + n - 1, 1, (size_t)n - 1, logits, NULL, NULL), LLAMA_OK);
+    greedy_ids(&m, paris, 5, 1, out);
+    CHECK(out[0] == 7042); /* " Paris" */
+    snprintf(path, sizeof path, "%s/SmolLM2-135M-Instruct.F32.gguf", cache_dir);
+    if (llama_load(path, &f32) == LLAMA_OK) {
+        CHECK(f32.n_floats == m.n_floats && memcmp(f32.data, m.data, m.n_floats * sizeof(float)) == 0);
+        llama_free(&f32);
+    } else {
+        printf("gguf smollm2: dequantization against llama.cpp's F32 file skipped: no %s (make crosscheck)\n", path);
     }
-    CHECK(toks[5] == 7042); /* " Paris" */
-    llama_state_free(s);
-    free(logits);
+    n_prompt = parse_ids(vector_value("greedy_prompt_ids", line, sizeof line), prompt, 64);
+    n_want = parse_ids(vector_value("greedy_ids", line, sizeof line), want, 64);
+    if (n_prompt && n_want) {
+        greedy_ids(&m, prompt, n_prompt, n_want, out);
+        for (i = 0; i < n_want; i++) CHECK(out[i] == want[i]);
+    } else {
+        printf("gguf smollm2: greedy and PPL against llama.cpp skipped: no tests/vectors/smollm2_llamacpp.txt\n");
+    }
+    v = vector_value("f32_kvf32_ppl_4chunks", line, sizeof line);
+#if defined(__SANITIZE_ADDRESS__)
+    if (v) printf("gguf smollm2: PPL on 4 chunks skipped under the sanitizers (minutes); the plain run checks it\n");
+    v = NULL;
+#endif
+    if (v) {
+        double ref = atof(v);
+        char *text = NULL, tpath[1200];
+        size_t bytes = 0, n = 0;
+        int *ids = NULL;
+        llama_gguf *g = NULL;
+        llama_tokenizer tok;
+        const char *data = getenv("W4A8_DATA");
+        snprintf(tpath, sizeof tpath, "%s/wikitext2_test_raw.txt", data && *data ? data : "../shared/data");
+        snprintf(path, sizeof path, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", cache_dir);
+        memset(&tok, 0, sizeof tok);
+        if (llama__read_file(tpath, (size_t)1 << 24, &text, &bytes) != LLAMA_OK) {
+            printf("gguf smollm2: PPL skipped: no %s\n", tpath);
+        } else if (llama_gguf_open(path, &g) == LLAMA_OK && llama_tokenizer_from_gguf(g, &tok) == LLAMA_OK &&
+                   llama_encode(&tok, text, bytes, &ids, &n) == LLAMA_OK) {
+            /* llama.cpp's perplexity: chunks of 512, no BOS (add_bos_token is false), second halves scored */
+            llama_entry e;
+            llama_metrics mt;
+            memset(&mt, 0, sizeof mt);
+            CHECK(!tok.add_bos && n >= 4 * 512);
+            e.m = &m, e.q = NULL;
+            CHECK_LL(llama_evaluate_chunks(&e, 1, ids, 4, 512, 256, &mt, NULL, NULL), LLAMA_OK);
+            CHECK(mt.tokens == 4 * 255);
+            CHECK(fabs(llama_ppl(&mt) - ref) <= 1e-4 * ref);
+            printf("    smollm2 FP32 PPL, 4 chunks: %.4f (llama.cpp all-F32: %.4f)\n", llama_ppl(&mt), ref);
+        } else {
+            CHECK(0); /* the model opened above: its tokenizer must too */
+        }
+        free(ids), free(text);
+        llama_tokenizer_free(&tok);
+        llama_gguf_close(g);
+    }
     llama_free(&m);
 }
 
 void tests_gguf(void) {
+    const char *env = getenv("W4A8_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (env && *env) snprintf(cache_dir, sizeof cache_dir, "%s", env);
+    else if (xdg && *xdg) snprintf(cache_dir, sizeof cache_dir, "%s/w4a8", xdg);
+    else snprintf(cache_dir, sizeof cache_dir, "%s/.cache/w4a8", home ? home : ".");
     RUN(test_gguf_f16);
     RUN(test_gguf_dequantize);
     RUN(test_gguf_quantize);
