@@ -487,15 +487,6 @@ static int run_variant(const options *o, const char *tag, const char *title, con
     return failed;
 }
 
-/* The first bytes are GGUF's magic. */
-static int is_gguf(const char *path) {
-    unsigned char h[4];
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(h, 1, 4, f) : 0;
-    if (f) fclose(f);
-    return llama__is_gguf(h, got);
-}
-
 /* The model, and its tokenizer: from the GGUF's metadata, or the llama2.c file. */
 static llama_status load_model(const options *o, llama_model *m, llama_tokenizer *tok) {
     llama_gguf *g;
@@ -575,7 +566,7 @@ int main(int argc, char **argv) {
     if (o.threads) omp_set_num_threads(o.threads);
     omp_set_max_active_levels(1); /* windows in parallel; the layers inside run on one thread */
 #endif
-    o.gguf = is_gguf(o.model);
+    o.gguf = llama_is_gguf_file(o.model);
     if (o.gguf) { /* real outliers, weights already 4-bit: the defaults that make sense */
         if (!o.variants_given) o.variants = "original";
         if (!o.groups_given) o.groups = "32,128,channel";

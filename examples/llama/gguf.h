@@ -707,19 +707,20 @@ LLAMA_API int llama__gguf_not_regular(const char *path) {
 #endif
 }
 
-LLAMA_API llama_status llama_gguf_open(const char *path, llama_gguf **out) {
+/* The whole regular file at path, at most limit bytes, into malloc'd
+   memory with a NUL after it (for the tokenizer files as well). */
+LLAMA_API llama_status llama__read_file(const char *path, size_t limit, char **data, size_t *bytes) {
     FILE *f;
     long len;
-    unsigned char *buf;
-    if (!path || !out) return LLAMA_ERR_ARG;
+    char *buf;
     if (llama__gguf_not_regular(path)) return LLAMA_ERR_IO;
     if (!(f = fopen(path, "rb"))) return LLAMA_ERR_IO;
     if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-        (unsigned long)len > LLAMA_GGUF_MAX_FILE) {
+        (unsigned long)len > limit || (unsigned long)len >= (size_t)-1) {
         fclose(f);
         return LLAMA_ERR_IO;
     }
-    if (!(buf = (unsigned char *)malloc((size_t)len ? (size_t)len : 1))) {
+    if (!(buf = (char *)malloc((size_t)len + 1))) {
         fclose(f);
         return LLAMA_ERR_NOMEM;
     }
@@ -729,7 +730,19 @@ LLAMA_API llama_status llama_gguf_open(const char *path, llama_gguf **out) {
         return LLAMA_ERR_IO;
     }
     fclose(f);
-    return llama__gguf_open(buf, (size_t)len, buf, out);
+    buf[len] = '\0';
+    *data = buf;
+    *bytes = (size_t)len;
+    return LLAMA_OK;
+}
+
+LLAMA_API llama_status llama_gguf_open(const char *path, llama_gguf **out) {
+    char *buf;
+    size_t len;
+    llama_status st;
+    if (!path || !out) return LLAMA_ERR_ARG;
+    if ((st = llama__read_file(path, LLAMA_GGUF_MAX_FILE, &buf, &len)) != LLAMA_OK) return st;
+    return llama__gguf_open((unsigned char *)buf, len, (unsigned char *)buf, out);
 }
 
 /* >>gguf-lookup ------------------------------------------------------------ */

@@ -311,6 +311,15 @@ LLAMA_API int llama__is_gguf(const unsigned char *b, size_t n) {
     return n >= 4 && (uint32_t)llama__i32(b) == LLAMA_GGUF_MAGIC;
 }
 
+/* 1 when the file at path starts with GGUF's magic. */
+LLAMA_API int llama_is_gguf_file(const char *path) {
+    unsigned char h[4];
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    size_t got = f ? fread(h, 1, 4, f) : 0;
+    if (f) fclose(f);
+    return llama__is_gguf(h, got);
+}
+
 /* From a path (buffer NULL) or an image. */
 LLAMA_API llama_status llama__load_gguf_from(const char *path, const void *buffer, size_t bytes, llama_model *out) {
     llama_gguf *g;

@@ -321,35 +321,8 @@ LLAMA_API llama_status llama_tokenizer_load_mem(const void *buffer, size_t bytes
     return LLAMA_OK;
 }
 
-/* Reads the whole file into memory, then parses it (tokenizers are small:
-   anything above 64 MiB is not one). */
-LLAMA_API llama_status llama__read_file(const char *path, size_t limit, char **data, size_t *bytes) {
-    FILE *f;
-    long len;
-    char *buf;
-    if (!(f = fopen(path, "rb"))) return LLAMA_ERR_IO;
-    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-        (unsigned long)len > limit) {
-        fclose(f);
-        return LLAMA_ERR_IO;
-    }
-    buf = (char *)malloc((size_t)len + 1);
-    if (!buf) {
-        fclose(f);
-        return LLAMA_ERR_NOMEM;
-    }
-    if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        fclose(f);
-        free(buf);
-        return LLAMA_ERR_IO;
-    }
-    fclose(f);
-    buf[len] = '\0';
-    *data = buf;
-    *bytes = (size_t)len;
-    return LLAMA_OK;
-}
-
+/* Reads the whole file into memory (llama__read_file, gguf.h), then parses
+   it (tokenizers are small: anything above 64 MiB is not one). */
 LLAMA_API llama_status llama_tokenizer_load(const char *path, int vocab_size, llama_tokenizer *out) {
     char *buf;
     size_t bytes;
