@@ -111,21 +111,27 @@ test-cuda: cuda
 bench-cuda: cuda
 	./build/w4a8_cuda_bench
 
-# The demo: every method on a real llama2.c checkpoint over a few windows
-# (MODEL=, or the shared stories260K when DATA has it), else the synthetic quickstart.
+# The demo: W4A8 methods on SmolLM2-135M-Instruct (fetched into ~/.cache/w4a8
+# by tools/fetch_model.sh, 93 MB, once per machine), scored like llama.cpp's
+# perplexity on the first DEMO_CHUNKS chunks of 512 tokens of WikiText-2
+# (DATA's copy, else the excerpt in examples/data/). MODEL= runs a llama2.c
+# checkpoint (with TOKENIZER= and TEXT=) or another GGUF instead.
 DATA      ?= ../shared/data
 MODEL     ?=
 TOKENIZER ?= $(DATA)/tok512.bin
 TEXT      ?= $(DATA)/tinystories_valid_first1000.txt
 WINDOWS   ?= 8
-demo: build/quickstart build/llama_w4a8
-	@model="$(MODEL)"; [ -n "$$model" ] || model="$(DATA)/stories260K.bin"; \
-	if [ -n "$(MODEL)" ] || [ -f "$$model" ]; then \
-	  echo "demo: W4A8 methods on the llama2.c checkpoint $$model, first $(WINDOWS) windows"; \
-	  ./build/llama_w4a8 --model "$$model" --tokenizer "$(TOKENIZER)" --text "$(TEXT)" --windows $(WINDOWS); \
+DEMO_CHUNKS ?= 2
+DEMO_FLAGS  ?= --methods rtn:token,smoothquant:tensor,fptq --calib-seqs 4 --sample 24
+demo: build/llama_w4a8
+	@if [ -n "$(MODEL)" ] && ! head -c 4 "$(MODEL)" | grep -q GGUF; then \
+	  echo "demo: W4A8 methods on the llama2.c checkpoint $(MODEL), first $(WINDOWS) windows"; \
+	  ./build/llama_w4a8 --model "$(MODEL)" --tokenizer "$(TOKENIZER)" --text "$(TEXT)" --windows $(WINDOWS); \
 	else \
-	  echo "demo: no checkpoint at $$model (set MODEL= or DATA=), so the synthetic quickstart"; \
-	  ./build/quickstart; \
+	  model="$(MODEL)"; [ -n "$$model" ] || model=$$(sh tools/fetch_model.sh) || exit 1; \
+	  text="$(DATA)/wikitext2_test_raw.txt"; [ -f "$$text" ] || text=examples/data/wikitext2_excerpt.txt; \
+	  echo "demo: W4A8 methods on $$model, first $(DEMO_CHUNKS) chunks of 512 tokens of $$text"; \
+	  ./build/llama_w4a8 --model "$$model" --text "$$text" --windows $(DEMO_CHUNKS) $(DEMO_FLAGS); \
 	fi
 
 # GEMM throughput of every kernel beside the scalar reference and FP32

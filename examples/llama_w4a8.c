@@ -1,6 +1,7 @@
 /* llama_w4a8.c - W4A8 inference of LLaMA-family checkpoints, and the per-method accuracy table
 
-   Loads a llama2.c checkpoint (legacy format) and its tokenizer, quantizes
+   Loads a llama2.c checkpoint (legacy format) and its tokenizer, or a
+   LLaMA-family GGUF model with the tokenizer in its metadata, quantizes
    every linear layer (wq wk wv wo w1 w2 w3, the classifier with a flag) with
    each w4a8 method, and measures each quantized model against FP32 on a text:
    perplexity, mean KL divergence from FP32's next-token distribution, and
@@ -10,11 +11,22 @@
        ./llama_w4a8 --model stories260K.bin --tokenizer tok512.bin \
                      --text tinystories_valid_first1000.txt --windows 50
 
+       ./llama_w4a8 --model SmolLM2-135M-Instruct.Q4_1.gguf --text wikitext2_test_raw.txt --windows 4
+
    --help lists every option. The exit status is 0 only when everything asked
    for ran and every line of output was written (standard output and
    --table; a --table that exists and is not a regular file is refused).
 
-THE PROTOCOL
+THE PROTOCOL FOR GGUF MODELS
+   llama.cpp's `perplexity` (tools/perplexity/perplexity.cpp): the whole text
+   is tokenized once (no BOS), cut into chunks of --ctx tokens (512; the tail
+   is dropped); where the metadata's add_bos_token asks for it, the first
+   token of each chunk is replaced by BOS. Each chunk runs with a fresh KV
+   cache and the predictions of its second half (positions ctx/2 .. ctx-2
+   predicting the next token) are scored, so every PPL compares one to one
+   with llama.cpp's. Calibration and the outlier variant are as below.
+
+THE PROTOCOL FOR LLAMA2.C CHECKPOINTS
    The text is split into stories on the line "<|endoftext|>"; each story is
    stripped of surrounding whitespace, encoded like llama2.c's encode (dummy
    prefix space, no BOS/EOS) and given a BOS (id 1). The stories form one
@@ -63,24 +75,37 @@ THE OUTLIER VARIANT
 #define W4A8_IMPLEMENTATION
 #include "llama/llama.h"
 #include "../tools/output.h"
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#define LLAMA_CLI_TTY() isatty(2)
+#else
+#define LLAMA_CLI_TTY() 0
+#endif
 
 
 static const char usage[] =
-    "usage: llama_w4a8 --model FILE --tokenizer FILE --text FILE [options]\n"
+    "usage: llama_w4a8 --model FILE [--tokenizer FILE] --text FILE [options]\n"
     "\n"
-    "Quantizes every linear layer of a llama2.c checkpoint with each w4a8 method and\n"
-    "prints PPL, KL from FP32 and top-1 agreement with FP32 on the text, per method.\n"
+    "Quantizes every linear layer of a llama2.c checkpoint or a LLaMA-family GGUF model\n"
+    "with each w4a8 method and prints PPL, KL from FP32 and top-1 agreement with FP32\n"
+    "on the text, per method.\n"
     "\n"
-    "  --model FILE        llama2.c checkpoint, legacy format (stories260K.bin, ...)\n"
+    "  --model FILE        llama2.c checkpoint, legacy format (stories260K.bin, ...),\n"
+    "                      or a GGUF model (architecture llama; tokenizer from its metadata)\n"
     "  --tokenizer FILE    llama2.c tokenizer.bin matching the model's vocabulary\n"
-    "  --text FILE         evaluation text, stories separated by lines <|endoftext|>\n"
-    "  --windows N         evaluate the first N windows of 257 tokens (default: all)\n"
+    "                      (llama2.c checkpoints only)\n"
+    "  --text FILE         evaluation text: for llama2.c, stories separated by lines\n"
+    "                      <|endoftext|>; for GGUF, any text (WikiText-2 raw, ...)\n"
+    "  --windows N         evaluate the first N windows of 257 tokens, or for GGUF the\n"
+    "                      first N chunks (default: all)\n"
+    "  --ctx N             GGUF: chunk length, llama.cpp's -c (default 512)\n"
     "  --methods LIST      comma list of rtn, smoothquant, awq, gptq, fptq, auto, and\n"
     "                      X+gptq (GPTQ as X's weight step), each optionally with\n"
     "                      :token or :tensor for its activation mode (not fptq)\n"
     "                      (default: rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq;\n"
     "                      with the default, methods this build lacks are skipped)\n"
-    "  --group LIST        weight group sizes, comma list (default 32)\n"
+    "  --group LIST        weight group sizes, comma list, 'channel' for per-channel\n"
+    "                      (default 32; GGUF: 32,128,channel)\n"
     "  --act MODE          token, tensor or both: activation modes for methods\n"
     "                      without a suffix (default both); fptq chooses each\n"
     "                      layer's mode itself and gets one row\n"
@@ -88,9 +113,10 @@ static const char usage[] =
     "                      below L per-tensor static, then LAE + static, from H per token\n"
     "  --calib SRC         generated (default): sequences sampled from the FP32 model\n"
     "                      from BOS; or a text FILE (e.g. wikitext2_test_raw.txt)\n"
-    "  --calib-seqs N      calibration sequences of 256 tokens (default 128)\n"
+    "  --calib-seqs N      calibration sequences of 256 tokens (default 128; GGUF 16)\n"
     "  --seed N            seed of the generated calibration (default 1)\n"
-    "  --variants LIST     original, outliers or both (default original,outliers)\n"
+    "  --variants LIST     original, outliers or both (default original,outliers;\n"
+    "                      GGUF: original, its outliers are real)\n"
     "  --quantize-classifier  make the classifier a w4a8 layer too\n"
     "  --sample N          tokens of greedy text from FP32 and from the W4A8 model with\n"
     "                      the lowest KL (default 48; 0: none)\n"
@@ -102,10 +128,12 @@ static const char *const method_names[W4A8_METHOD_COUNT] = { "rtn", "smoothquant
 
 typedef struct options {
     const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants;
-    size_t windows, calib_seqs, sample;
+    size_t windows, calib_seqs, sample, ctx;
+    size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
     float fptq_low, fptq_high;
     uint64_t seed;
-    int act_token, act_tensor, quantize_cls, threads, methods_given;
+    int act_token, act_tensor, quantize_cls, threads, methods_given, groups_given, variants_given, calib_given;
+    int gguf;
 } options;
 
 static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
@@ -151,7 +179,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->methods = "rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq";
     o->groups = "32";
     o->variants = "original,outliers";
-    o->calib_seqs = 128, o->sample = 48, o->seed = 1;
+    o->calib_seqs = 128, o->sample = 48, o->seed = 1, o->ctx = 512;
     o->fptq_low = 15.0f, o->fptq_high = 150.0f;
     o->act_token = o->act_tensor = 1;
     for (i = 1; i < argc; i++) {
@@ -177,10 +205,11 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--calib")) o->calib = v;
         else if (!strcmp(a, "--table")) o->table = v;
         else if (!strcmp(a, "--methods")) o->methods = v, o->methods_given = 1;
-        else if (!strcmp(a, "--group")) o->groups = v;
-        else if (!strcmp(a, "--variants")) o->variants = v;
+        else if (!strcmp(a, "--group")) o->groups = v, o->groups_given = 1;
+        else if (!strcmp(a, "--variants")) o->variants = v, o->variants_given = 1;
         else if (!strcmp(a, "--windows") && parse_size(v, 1, (size_t)-1, &o->windows)) {}
-        else if (!strcmp(a, "--calib-seqs") && parse_size(v, 1, 1 << 20, &o->calib_seqs)) {}
+        else if (!strcmp(a, "--ctx") && parse_size(v, 4, 1 << 20, &o->ctx)) {}
+        else if (!strcmp(a, "--calib-seqs") && parse_size(v, 1, 1 << 20, &o->calib_seqs)) o->calib_given = 1;
         else if (!strcmp(a, "--sample") && parse_size(v, 0, 1 << 20, &o->sample)) {}
         else if (!strcmp(a, "--seed") && parse_size(v, 0, (size_t)-1, &n)) o->seed = (uint64_t)n;
         else if (!strcmp(a, "--threads") && parse_size(v, 1, 4096, &n)) o->threads = (int)n;
@@ -193,8 +222,8 @@ static int parse_args(int argc, char **argv, options *o) {
             return 0;
         }
     }
-    if (!o->model || !o->tokenizer || !o->text) {
-        fprintf(stderr, "llama_w4a8: --model, --tokenizer and --text are required (see --help)\n");
+    if (!o->model || !o->text) {
+        fprintf(stderr, "llama_w4a8: --model and --text are required (see --help)\n");
         return 0;
     }
     if (o->table && (why = output_target(o->table)) != NULL) {
@@ -273,6 +302,13 @@ static const char *gptq_suffix(w4a8_method m, int gptq_weights) {
     return gptq_weights && m != W4A8_METHOD_GPTQ ? "+gptq" : "";
 }
 
+/* "32", or "channel" for one group per row. */
+static const char *group_name(size_t group, char *buf, size_t cap) {
+    if (group >= W4A8_MAX_GROUP) return "channel";
+    snprintf(buf, cap, "%zu", group);
+    return buf;
+}
+
 static void spec_name(const llama_spec *s, char *buf, size_t cap) {
     snprintf(buf, cap, "%s%s", method_names[s->method], gptq_suffix(s->method, s->gptq_weights));
 }
@@ -304,23 +340,27 @@ static void emit(FILE *md, const char *fmt, ...) {
     }
 }
 
-/* Greedy text from BOS, n tokens at most, stopping at BOS. */
+/* Greedy text from BOS, n tokens at most, stopping at BOS (and EOS of a
+   GGUF vocabulary). */
 static llama_status print_greedy(FILE *md, const char *label, const llama_model *m, const llama_qmodel *q,
                                   const llama_tokenizer *tok, size_t n) {
     llama_state *s = NULL;
     float *logits = llama__floats((size_t)m->c.vocab_size, 1);
     size_t len = n + 1 < (size_t)m->c.seq_len ? n + 1 : (size_t)m->c.seq_len, p;
-    int cur = LLAMA_BOS, next;
+    int llama2c = tok->kind == LLAMA_VOCAB_LLAMA2C, bos = llama2c || tok->bos < 0 ? LLAMA_BOS : tok->bos;
+    int cur = bos, next;
     llama_status st = logits ? llama_state_create(m, 1, len, &s) : LLAMA_ERR_NOMEM;
     emit(md, "\n%s: \"", label);
     for (p = 0; p + 1 < len && st == LLAMA_OK; p++) {
         char buf[2];
         const char *piece, *c;
+        size_t plen;
         if ((st = llama_forward(m, q, s, &cur, 1, p, logits, NULL, NULL)) != LLAMA_OK) break;
         next = llama__argmax(logits, (size_t)m->c.vocab_size);
-        if (next == LLAMA_BOS) break;
-        piece = llama_decode(tok, cur, next, buf);
-        for (c = piece; *c; c++) /* newlines shown as spaces: one line per sample */
+        if (next == bos || (!llama2c && next == tok->eos)) break;
+        if (llama2c) piece = llama_decode(tok, cur, next, buf), plen = strlen(piece);
+        else if ((st = llama_token_piece(tok, next, 0, &piece, &plen)) != LLAMA_OK) break;
+        for (c = piece; c < piece + plen; c++) /* newlines shown as spaces: one line per sample */
             emit(md, "%c", *c == '\n' || *c == '\r' ? ' ' : ((unsigned char)*c < 32 ? '?' : *c));
         cur = next;
     }
@@ -328,6 +368,13 @@ static llama_status print_greedy(FILE *md, const char *label, const llama_model 
     llama_state_free(s);
     free(logits);
     return st;
+}
+
+/* Evaluation progress on a terminal; nothing when stderr is not one. */
+static void progress_line(void *user, size_t done, size_t total) {
+    if (!LLAMA_CLI_TTY()) return;
+    fprintf(stderr, "\r[%s] evaluated %zu/%zu chunks%s", (const char *)user, done, total, done == total ? "\n" : "");
+    fflush(stderr);
 }
 
 typedef struct row {
@@ -366,7 +413,7 @@ static int run_variant(const options *o, const char *tag, const char *title, con
     }
     printf("[%s] calibrated in %.1f s\n", tag, llama__now() - t0);
     for (i = 0; i < n_specs; i++) {
-        char name[32];
+        char name[32], gb[24];
         const char *act = spec_act(&specs[i]);
         row *r = &rows[n_rows];
         r->spec = specs[i];
@@ -380,12 +427,14 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             continue;
         }
         if (st != LLAMA_OK) {
-            fprintf(stderr, "llama_w4a8: [%s] %s g%zu %s: %s%s%s\n", tag, name, specs[i].group, act,
+            fprintf(stderr, "llama_w4a8: [%s] %s g%s %s: %s%s%s\n", tag, name, group_name(specs[i].group, gb, sizeof gb), act,
                     llama_status_str(st), r->st ? ": " : "", r->st ? w4a8_status_str(r->st) : "");
             failed = 1;
             continue;
         }
-        printf("[%s] quantized %s g%zu %s in %.2f s\n", tag, name, specs[i].group, act, r->q->seconds);
+        printf("[%s] quantized %s g%s %s in %.2f s\n", tag, name, group_name(specs[i].group, gb, sizeof gb), act,
+               r->q->seconds);
+        fflush(stdout);
         n_rows++;
     }
     if (n_skipped) printf("[%s] skipped, not supported by this build of w4a8.h: %s\n", tag, skipped);
@@ -396,7 +445,8 @@ static int run_variant(const options *o, const char *tag, const char *title, con
     printf("[%s] evaluating %zu models on %zu windows ...\n", tag, n_e, n_windows);
     fflush(stdout);
     t0 = llama__now();
-    if ((st = llama_evaluate(e, n_e, stream, n_windows, mt)) != LLAMA_OK) {
+    if ((st = llama_evaluate_chunks(e, n_e, stream, n_windows, o->stride, o->first, mt, progress_line, (void *)tag)) !=
+        LLAMA_OK) {
         fprintf(stderr, "llama_w4a8: evaluation: %s\n", llama_status_str(st));
         failed = 1;
     } else {
@@ -404,10 +454,15 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         printf("[%s] evaluated in %.1f s\n\n", tag, llama__now() - t0);
         fp32_ppl = llama_ppl(&mt[0]);
         emit(md, "### %s\n\n", title);
-        emit(md, "%zu windows, %zu scored tokens; calibration: %s; classifier %s; activation modes per layer "
+        if (o->gguf)
+            emit(md, "%zu chunks of %zu tokens, the second half of each scored as llama.cpp's perplexity does; the "
+                     "FP32 model is the GGUF's weights dequantized (they were quantized already, so re-quantizing "
+                     "them at group 32 is nearly lossless by construction: see groups 128 and channel).\n",
+                 n_windows, o->stride);
+        emit(md, "%zu %s, %zu scored tokens; calibration: %s; classifier %s; activation modes per layer "
                  "class as the method chose (FPTQ bounds %g/%g).\n\n",
-             n_windows, mt[0].tokens, calib_desc, o->quantize_cls ? "W4A8 too" : "FP32", o->fptq_low,
-             o->fptq_high);
+             n_windows, o->gguf ? "chunks" : "windows", mt[0].tokens, calib_desc,
+             o->quantize_cls ? "W4A8 too" : "FP32", o->fptq_low, o->fptq_high);
         if (has_orig) {
             double rel = fabs(fp32_ppl - llama_ppl(&mt[1])) / llama_ppl(&mt[1]);
             emit(md, "FP32 check: variant PPL %.6f, original %.6f, relative difference %.1e (%s), KL %.1e.\n\n",
@@ -420,13 +475,13 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         emit(md, "| fp32 | - | - | - | - | - | %.4f | - | - | - | - |\n", fp32_ppl);
         for (i = 0; i < n_rows; i++) {
             const llama_metrics *x = &mt[first + i];
-            char name[32], act[4][48];
+            char name[32], act[4][48], gb[24];
             int c;
             double ppl = llama_ppl(x);
             spec_name(&rows[i].spec, name, sizeof name);
             for (c = 0; c < 4; c++) act_summary(rows[i].q, c, act[c], sizeof act[c]);
-            emit(md, "| %s | %zu | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |\n", name,
-                 rows[i].spec.group, act[0], act[1], act[2], act[3], ppl, ppl - fp32_ppl,
+            emit(md, "| %s | %s | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |\n", name,
+                 group_name(rows[i].spec.group, gb, sizeof gb), act[0], act[1], act[2], act[3], ppl, ppl - fp32_ppl,
                  100.0 * (ppl / fp32_ppl - 1.0), x->kl / (double)x->tokens, 100.0 * (double)x->top1 / (double)x->tokens,
                  rows[i].q->seconds);
             if (x->kl < mt[first + best].kl) best = i;
@@ -435,8 +490,9 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             const llama_qmodel *q = rows[i].q;
             int l, c;
             if (rows[i].spec.method != W4A8_METHOD_AUTO) continue;
-            emit(md, "\nauto (g%zu, %s) chose, per layer qkv/wo/w13/w2:", rows[i].spec.group,
-                 spec_act(&rows[i].spec));
+            char gb[24];
+            emit(md, "\nauto (g%s, %s) chose, per layer qkv/wo/w13/w2:",
+                 group_name(rows[i].spec.group, gb, sizeof gb), spec_act(&rows[i].spec));
             for (l = 0; l < q->n_layers; l++)
                 for (c = 0; c < 4; c++) {
                     const w4a8_report *rp = &q->rep[l * LLAMA_INPUTS_PER_LAYER + c];
@@ -449,9 +505,10 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             char label[128];
             if (print_greedy(md, "greedy FP32", m, NULL, tok, o->sample) != LLAMA_OK) failed = 1;
             if (n_rows) {
-                char name[32];
+                char name[32], gb[24];
                 spec_name(&rows[best].spec, name, sizeof name);
-                snprintf(label, sizeof label, "greedy W4A8 %s g%zu %s (lowest KL)", name, rows[best].spec.group,
+                snprintf(label, sizeof label, "greedy W4A8 %s g%s %s (lowest KL)", name,
+                         group_name(rows[best].spec.group, gb, sizeof gb),
                          spec_act(&rows[best].spec));
                 if (print_greedy(md, label, m, rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
             }
@@ -461,6 +518,40 @@ static int run_variant(const options *o, const char *tag, const char *title, con
     for (i = 0; i < n_rows; i++) llama_qmodel_free(rows[i].q);
     free(e), free(mt), free(rows);
     return failed;
+}
+
+/* The model, and its tokenizer: from the GGUF's metadata, or the llama2.c file. */
+static llama_status load_model(const options *o, llama_model *m, llama_tokenizer *tok) {
+    llama_gguf *g;
+    llama_status st;
+    if (!o->gguf) {
+        if ((st = llama_load(o->model, m)) != LLAMA_OK) return st;
+        if ((st = llama_tokenizer_load(o->tokenizer, m->c.vocab_size, tok)) != LLAMA_OK) llama_free(m);
+    } else {
+        if ((st = llama_gguf_open(o->model, &g)) != LLAMA_OK) return st;
+        if ((st = llama_load_gguf(g, m)) == LLAMA_OK && (st = llama_tokenizer_from_gguf(g, tok)) != LLAMA_OK)
+            llama_free(m);
+        else if (st == LLAMA_OK && tok->vocab_size != m->c.vocab_size) {
+            llama_free(m), llama_tokenizer_free(tok);
+            st = LLAMA_ERR_VOCAB;
+        }
+        llama_gguf_close(g);
+    }
+    if (st == LLAMA_OK)
+        printf("model %s: dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d (%s classifier), seq_len %d\n",
+               o->model, m->c.dim, m->c.hidden_dim, m->c.n_layers, m->c.n_heads, m->c.n_kv_heads, m->c.vocab_size,
+               m->shared ? "shared" : "unshared", m->c.seq_len);
+    return st;
+}
+
+/* llama.cpp's perplexity stream: the whole text tokenized once, no BOS; the
+   first token of every chunk becomes BOS where the vocabulary adds one. */
+static llama_status gguf_stream(const llama_tokenizer *tok, size_t chunk, const char *text, size_t bytes, int **ids,
+                                size_t *n) {
+    size_t i;
+    llama_status st = llama_encode(tok, text, bytes, ids, n);
+    for (i = 0; st == LLAMA_OK && tok->add_bos && i + chunk <= *n; i += chunk) (*ids)[i] = tok->bos;
+    return st;
 }
 
 /* Calibration tokens from a text: paragraphs (blank-line separated) get a
@@ -509,6 +600,19 @@ static int run(int argc, char **argv) {
     if (o.threads) omp_set_num_threads(o.threads);
     omp_set_max_active_levels(1); /* windows in parallel; the layers inside run on one thread */
 #endif
+    o.gguf = llama_is_gguf_file(o.model);
+    if (o.gguf) { /* real outliers, weights already 4-bit: the defaults that make sense */
+        if (!o.variants_given) o.variants = "original";
+        if (!o.groups_given) o.groups = "32,128,channel";
+        if (!o.calib_given) o.calib_seqs = 16;
+        o.stride = o.ctx, o.first = o.ctx / 2;
+    } else {
+        if (!o.tokenizer) {
+            fprintf(stderr, "llama_w4a8: a llama2.c checkpoint needs --tokenizer (see --help)\n");
+            return 2;
+        }
+        o.stride = LLAMA_WINDOW, o.first = 0;
+    }
     for (list = o.variants; (k = next_item(&list, item, sizeof item)) > 0;) {
         if (!strcmp(item, "original")) want_orig = 1;
         else if (!strcmp(item, "outliers")) want_outl = 1;
@@ -519,7 +623,8 @@ static int run(int argc, char **argv) {
     }
     if (k < 0) return bad_list("--variants", o.variants, sizeof item);
     for (list = o.groups; (k = next_item(&list, item, sizeof item)) > 0;)
-        if (n_groups == 16 || !parse_size(item, 1, W4A8_MAX_GROUP, &groups[n_groups++])) {
+        if (n_groups < 16 && !strcmp(item, "channel")) groups[n_groups++] = W4A8_MAX_GROUP;
+        else if (n_groups == 16 || !parse_size(item, 1, W4A8_MAX_GROUP, &groups[n_groups++])) {
             fprintf(stderr, "llama_w4a8: bad --group '%s'\n", o.groups);
             return 2;
         }
@@ -547,36 +652,35 @@ static int run(int argc, char **argv) {
         return 2;
     }
 
-    if ((st = llama_load(o.model, &model)) != LLAMA_OK) {
-        fprintf(stderr, "llama_w4a8: %s: %s\n", o.model, llama_status_str(st));
+    memset(&tok, 0, sizeof tok);
+    if ((st = load_model(&o, &model, &tok)) != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: %s: %s\n", o.gguf || !o.tokenizer ? o.model : o.tokenizer, llama_status_str(st));
         free(specs);
         return 1;
     }
-    printf("model %s: dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d (%s classifier), seq_len %d\n",
-           o.model, model.c.dim, model.c.hidden_dim, model.c.n_layers, model.c.n_heads, model.c.n_kv_heads,
-           model.c.vocab_size, model.shared ? "shared" : "unshared", model.c.seq_len);
-    if ((st = llama_tokenizer_load(o.tokenizer, model.c.vocab_size, &tok)) != LLAMA_OK) {
-        fprintf(stderr, "llama_w4a8: %s: %s\n", o.tokenizer, llama_status_str(st));
-        llama_free(&model);
-        free(specs);
-        return 1;
-    }
-    printf("tokenizer %s: %d pieces, %s\n", o.tokenizer, tok.vocab_size,
-           tok.byte_fallback ? "byte fallback" : "no byte fallback (unknown characters -> <unk>)");
+    if (o.gguf)
+        printf("rope base %g over %zu dimensions per head, rms eps %g; tokenizer from the GGUF: %d tokens, bos %d, "
+               "add_bos %d\n", model.rope_base, model.rope_dim, model.norm_eps, tok.vocab_size, (int)tok.bos,
+               tok.add_bos);
+    else
+        printf("tokenizer %s: %d pieces, %s\n", o.tokenizer, tok.vocab_size,
+               tok.byte_fallback ? "byte fallback" : "no byte fallback (unknown characters -> <unk>)");
     st = llama__read_file(o.text, (size_t)1 << 30, &text, &text_bytes);
-    if (st == LLAMA_OK) st = llama_encode_stories(&tok, text, text_bytes, &stream, &n_stream);
+    if (st == LLAMA_OK) st = o.gguf ? gguf_stream(&tok, o.stride, text, text_bytes, &stream, &n_stream)
+                                    : llama_encode_stories(&tok, text, text_bytes, &stream, &n_stream);
     free(text);
     if (st != LLAMA_OK) {
         fprintf(stderr, "llama_w4a8: %s: %s\n", o.text, llama_status_str(st));
         failed = 1;
         goto done;
     }
-    n_windows = n_stream / LLAMA_WINDOW;
+    n_windows = n_stream / o.stride;
     if (o.windows && o.windows < n_windows) n_windows = o.windows;
-    printf("text %s: %zu tokens, %zu windows of %d used\n", o.text, n_stream, n_windows, LLAMA_WINDOW);
-    if (n_windows == 0 || (size_t)model.c.seq_len < LLAMA_WINDOW - 1) {
-        fprintf(stderr, "llama_w4a8: need at least one window of %d tokens and a context of %d\n", LLAMA_WINDOW,
-                LLAMA_WINDOW - 1);
+    printf("text %s: %zu tokens, %zu %s of %zu used\n", o.text, n_stream, n_windows, o.gguf ? "chunks" : "windows",
+           o.stride);
+    if (n_windows == 0 || (size_t)model.c.seq_len < o.stride - 1 || (size_t)model.c.seq_len < LLAMA_WINDOW - 1) {
+        fprintf(stderr, "llama_w4a8: need at least one window of %zu tokens and a context of %zu\n", o.stride,
+                o.stride - 1 > LLAMA_WINDOW - 1 ? o.stride - 1 : LLAMA_WINDOW - 1);
         failed = 1;
         goto done;
     }

@@ -70,6 +70,7 @@ void tests_core(void);
 void tests_heatmap(void);
 void tests_cuda_layout(void);
 void tests_llama2(void);
+void tests_gguf(void);
 void tests_methods(void);
 void tests_kernels(void);
 void tests_harden(void);

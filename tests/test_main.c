@@ -20,6 +20,7 @@ int main(void) {
     tests_cuda_layout();
     tests_llama2();
     tests_harden();
+    tests_gguf();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
     return test_summary();

@@ -2,6 +2,7 @@
 
        w4a8_heatmap --raw X.f32 --shape T,K -o out.png [options]
        w4a8_heatmap --model M.bin --tokenizer TOK.bin --text T.txt -o DIR/ [options]
+       w4a8_heatmap --model M.gguf --text T.txt -o DIR/ [options]
 
    X.f32 holds T tokens x K channels of float32 in native byte order, row by
    row (numpy's x.astype(np.float32).tofile). The picture shows |x| with
@@ -983,8 +984,9 @@ static int hm_model_select(hm_model_run *r, int token, const char *layers) {
     return 0;
 }
 
-/* BOS + the text, story by story (the llama2 example's stream), and its
-   first `want` tokens in *T. */
+/* BOS + the text, story by story (the llama2 example's stream), or for a
+   GGUF vocabulary the text tokenized as llama.cpp does (BOS where it adds
+   one), and its first `want` tokens in *T. */
 static int hm_model_tokens(const llama_tokenizer *tok, const char *path, size_t want, int **ids, size_t *T,
                            FILE *err) {
     char *text = NULL;
@@ -992,7 +994,8 @@ static int hm_model_tokens(const llama_tokenizer *tok, const char *path, size_t 
     llama_status st = llama__read_file(path, (size_t)64 << 20, &text, &bytes);
     if (st != LLAMA_OK)
         return hm_fail(err, HM_EXIT_DATA, "cannot read the text %s: %s (at most 64 MiB)", path, llama_status_str(st));
-    st = llama_encode_stories(tok, text, bytes, ids, &n);
+    st = tok->kind == LLAMA_VOCAB_LLAMA2C ? llama_encode_stories(tok, text, bytes, ids, &n)
+                                          : llama_tokenize(tok, text, bytes, 1, 0, ids, &n);
     free(text);
     if (st != LLAMA_OK) return hm_fail(err, HM_EXIT_DATA, "cannot encode %s: %s", path, llama_status_str(st));
     if (n == 0) {
@@ -1038,7 +1041,14 @@ static int hm_model_main(const hm_model_args *a, const hm_opts *o, FILE *out, FI
     if (rc == 0 && a->tokens > (size_t)m.c.seq_len)
         rc = hm_fail(err, HM_EXIT_USAGE, "--tokens %zu: the model's context is %d tokens", a->tokens, m.c.seq_len);
     if (rc == 0 && !a->tokens && want > (size_t)m.c.seq_len) want = (size_t)m.c.seq_len;
-    if (rc == 0 && (st = llama_tokenizer_load(a->tokenizer, m.c.vocab_size, &tok)) != LLAMA_OK)
+    if (rc == 0 && !a->tokenizer) { /* a GGUF: the tokenizer is in its metadata */
+        llama_gguf *g = NULL;
+        if ((st = llama_gguf_open(a->model, &g)) == LLAMA_OK) st = llama_tokenizer_from_gguf(g, &tok);
+        llama_gguf_close(g);
+        if (st == LLAMA_OK && tok.vocab_size != m.c.vocab_size) st = LLAMA_ERR_VOCAB;
+        if (st != LLAMA_OK)
+            rc = hm_fail(err, HM_EXIT_DATA, "cannot load the tokenizer of %s: %s", a->model, llama_status_str(st));
+    } else if (rc == 0 && (st = llama_tokenizer_load(a->tokenizer, m.c.vocab_size, &tok)) != LLAMA_OK)
         rc = hm_fail(err, HM_EXIT_DATA, "cannot load the tokenizer %s: %s", a->tokenizer, llama_status_str(st));
     if (rc == 0) rc = hm_model_tokens(&tok, a->text, want, &ids, &T, err);
     if (rc == 0 && a->layers) {
@@ -1090,9 +1100,9 @@ static const char hm_usage[] =
     "  --name NAME        layer name on the picture (default: FILE's base name)\n"
     "  --weights FILE     float32 weights W[N][K] of the layer (smoothquant, awq)\n"
     "  --wshape N,K       the shape of the weights\n"
-    "  --model FILE       a llama2.c checkpoint: draw the input of its linear layers\n"
+    "  --model FILE       a llama2.c checkpoint or a LLaMA-family GGUF: draw the input of its linear layers\n"
     "                     from an FP32 forward over the text\n"
-    "  --tokenizer FILE   its llama2.c tokenizer\n"
+    "  --tokenizer FILE   its llama2.c tokenizer (a GGUF model brings its own)\n"
     "  --text FILE        the text (stories separated by lines <|endoftext|>, or any)\n"
     "  --tokens N         its first N tokens (128, at most the model's context)\n"
     "  --layers LIST      comma list of names (L0.qkv, L0.wo, L0.w13, L0.w2, ..., cls),\n"
@@ -1252,7 +1262,7 @@ static int hm_run(int argc, const char *const *argv, FILE *out, FILE *err) {
                        "and -o, are required (see --help)");
     if (shape || name || wpath || wshape)
         return hm_fail(err, HM_EXIT_USAGE, "--shape, --name, --weights and --wshape go with --raw");
-    if (!ma.tokenizer || !ma.text || !outp || !*outp)
+    if ((!ma.tokenizer && !llama_is_gguf_file(ma.model)) || !ma.text || !outp || !*outp)
         return hm_fail(err, HM_EXIT_USAGE, "--model needs --tokenizer, --text and -o (see --help)");
     ma.outp = outp;
     return hm_model_main(&ma, &o, out, err);

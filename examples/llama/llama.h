@@ -1,6 +1,7 @@
 /* llama.h - a small LLaMA-family engine for the w4a8 examples, tools and tests.
 
    One include for all of examples/llama/, each file found by its concern:
+       gguf.h       GGUF read (metadata, tensors, dequantization) and write
        model.h      status codes, checkpoint loader, FP32/W4A8 forward, KV cache,
                     activation hooks, the outlier variant
        tokenizer.h  tokenizers and the protocol's token stream
@@ -13,6 +14,8 @@
    results only through out-parameters.
 
    llama_load(path, &model) / llama_load_mem(buf, bytes, &model) / llama_free(&model)
+       a llama2.c checkpoint or a LLaMA-family GGUF (the magic decides);
+       llama_load_gguf(gguf, &model) from an open llama_gguf
    llama_tokenizer_load(path, vocab_size, &tok) / _load_mem / llama_tokenizer_free(&tok)
        vocab_size is the model's: a tokenizer with another count is rejected.
    llama_encode(&tok, text, len, &ids, &n)        ids from malloc, caller frees

@@ -43,7 +43,18 @@
     X(LLAMA_ERR_FOLD, "linears sharing an input got different equalizations: cannot fold them") \
     X(LLAMA_ERR_W4A8, "a w4a8 call failed")                                               \
     X(LLAMA_ERR_HOOK, "the activation hook stopped the forward")                          \
-    X(LLAMA_ERR_SMALL_VOCAB, "the vocabulary is too small for the special ids (<unk> 0, BOS 1, EOS 2)")
+    X(LLAMA_ERR_SMALL_VOCAB, "the vocabulary is too small for the special ids (<unk> 0, BOS 1, EOS 2)") \
+    X(LLAMA_ERR_GGUF, "malformed GGUF: bad magic, an empty, duplicate or non-UTF-8 key, a bad tensor name or BOOL, arrays nested too deep") \
+    X(LLAMA_ERR_GGUF_VERSION, "GGUF version other than 2 or 3")                            \
+    X(LLAMA_ERR_GGUF_TYPE, "a GGUF value or tensor type is unknown or not the one expected, or a shape its type cannot hold") \
+    X(LLAMA_ERR_GGUF_LAYOUT, "GGUF alignment not a power of two, or tensor data misaligned, overlapping or past the end") \
+    X(LLAMA_ERR_GGUF_KEY, "a GGUF metadata key is missing")                                \
+    X(LLAMA_ERR_GGUF_MODEL, "the GGUF model is not LLaMA-family, or a tensor or hyperparameter is missing or inconsistent") \
+    X(LLAMA_ERR_VOCAB_MODEL, "unknown tokenizer model or pre-tokenizer (gpt2 with smollm, llama-bpe or gpt-2; or llama)") \
+    X(LLAMA_ERR_VOCAB_TOKEN, "a vocabulary token is empty, too long, holds a NUL byte or is repeated, or its score or type is bad") \
+    X(LLAMA_ERR_VOCAB_MERGE, "a BPE merge is not \"a b\" of two tokens whose concatenation is a token") \
+    X(LLAMA_ERR_VOCAB_SPECIAL, "a special token id or an add_bos/add_eos flag is out of range") \
+    X(LLAMA_ERR_TEXT, "the text decodes to a code point above U+10FFFF, which llama.cpp cannot tokenize")
 
 #define LLAMA__ENUM(name, msg) name,
 typedef enum llama_status { LLAMA_STATUS_LIST(LLAMA__ENUM) LLAMA_STATUS_COUNT } llama_status;
@@ -79,6 +90,8 @@ typedef struct llama_model {
     llama_config c;        /* vocab_size > 0 (the file's sign is in `shared`) */
     int shared;             /* 1: the classifier is the token embedding */
     size_t head_size, kv_dim;
+    double rope_base, norm_eps; /* llama2.c: 10000 and 1e-5; GGUF: its metadata */
+    size_t rope_dim;            /* dimensions RoPE rotates in each head (head_size in llama2.c) */
     float *data;            /* owns every tensor below */
     size_t n_floats;
     float *emb, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final, *wcls;
@@ -109,6 +122,9 @@ LLAMA_API float llama__f32(const unsigned char *p) {
     memcpy(&f, &i, 4);
     return f;
 }
+
+/* GGUF read and write (uses the helpers above). */
+#include "gguf.h"
 
 /* Tensor sizes in file order (in floats); 0 when the count overflows. */
 LLAMA_API size_t llama__tensor_sizes(const llama_config *c, int shared, size_t sz[13]) {
@@ -163,6 +179,7 @@ LLAMA_API llama_status llama__header(const unsigned char *h, size_t avail, size_
     if (v[0] % v[3] != 0 || (v[0] / v[3]) % 2 != 0 || v[4] > v[3] || v[3] % v[4] != 0) return LLAMA_ERR_HEADER;
     m->head_size = (size_t)(v[0] / v[3]);
     m->kv_dim = m->head_size * (size_t)v[4];
+    m->rope_base = 10000.0, m->norm_eps = 1e-5, m->rope_dim = m->head_size;
     total = llama__tensor_sizes(&m->c, m->shared, sz);
     if (total == 0 || !llama__mul(total, 4, &bytes) || !llama__add(bytes, 28, &bytes)) return LLAMA_ERR_HEADER;
     if (file_bytes < bytes) return LLAMA_ERR_TRUNCATED;
@@ -189,11 +206,139 @@ LLAMA_API llama_status llama__finish_load(llama_model *m, llama_model *out) {
     return LLAMA_OK;
 }
 
+/* >>gguf-model ------------------------------------------------------------- */
+
+LLAMA_API const float *llama__weight(const llama_model *m, int l, int which, size_t *N, size_t *K);
+
+/* A LLaMA-family GGUF (general.architecture "llama") into the same layout:
+   token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output,
+   ffn_norm, ffn_gate (w1), ffn_down (w2), ffn_up (w3)}, output_norm, and
+   output or, when absent, the embedding as the classifier. Every tensor is
+   dequantized to float; the configuration comes from llama.* metadata. The
+   q/k weights are used as stored: llama.cpp's converter permutes them for
+   its adjacent-pair ("normal") RoPE, which is llama2.c's pairing. */
+LLAMA_API llama_status llama__gguf_hparam(const llama_gguf *g, const char *key, int required, uint64_t dflt,
+                                            int *out) {
+    uint64_t v;
+    llama_status st = llama_gguf_get_u64(g, key, &v);
+    if (st == LLAMA_ERR_GGUF_KEY && !required) v = dflt;
+    else if (st != LLAMA_OK) return st == LLAMA_ERR_GGUF_KEY ? LLAMA_ERR_GGUF_MODEL : st;
+    if (v == 0 || v > LLAMA_MAX_HEADER_VALUE) return LLAMA_ERR_HEADER;
+    *out = (int)v;
+    return LLAMA_OK;
+}
+
+/* Dequantize tensor `name` of shape {ne0, ne1} into dst. */
+LLAMA_API llama_status llama__gguf_take_tensor(const llama_gguf *g, const char *name, size_t ne0, size_t ne1,
+                                                 float *dst) {
+    const llama_gguf_tensor *t = llama_gguf_tensor_find(g, name);
+    if (!t || t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) return LLAMA_ERR_GGUF_MODEL;
+    return llama_gguf_dequantize(t, dst, ne0 * ne1);
+}
+
+LLAMA_API llama_status llama_load_gguf(const llama_gguf *g, llama_model *out) {
+    static const char *const names[7] = { "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up" };
+    const llama_gguf_tensor *emb, *cls;
+    const char *arch;
+    llama_model m;
+    llama_status st;
+    size_t sz[13], i, l, D;
+    double f;
+    int rope_dim;
+    char name[LLAMA_GGUF_MAX_NAME];
+    if (!g || !out) return LLAMA_ERR_ARG;
+    memset(&m, 0, sizeof m);
+    if ((st = llama_gguf_get_str(g, "general.architecture", &arch, NULL)) != LLAMA_OK || strcmp(arch, "llama") != 0)
+        return st == LLAMA_ERR_GGUF_TYPE ? st : LLAMA_ERR_GGUF_MODEL;
+    if ((st = llama__gguf_hparam(g, "llama.embedding_length", 1, 0, &m.c.dim)) != LLAMA_OK ||
+        (st = llama__gguf_hparam(g, "llama.feed_forward_length", 1, 0, &m.c.hidden_dim)) != LLAMA_OK ||
+        (st = llama__gguf_hparam(g, "llama.block_count", 1, 0, &m.c.n_layers)) != LLAMA_OK ||
+        (st = llama__gguf_hparam(g, "llama.attention.head_count", 1, 0, &m.c.n_heads)) != LLAMA_OK ||
+        (st = llama__gguf_hparam(g, "llama.attention.head_count_kv", 0, (uint64_t)m.c.n_heads, &m.c.n_kv_heads)) !=
+            LLAMA_OK ||
+        (st = llama__gguf_hparam(g, "llama.context_length", 1, 0, &m.c.seq_len)) != LLAMA_OK)
+        return st;
+    if (m.c.dim % m.c.n_heads != 0 || (m.c.dim / m.c.n_heads) % 2 != 0 || m.c.n_kv_heads > m.c.n_heads ||
+        m.c.n_heads % m.c.n_kv_heads != 0)
+        return LLAMA_ERR_HEADER;
+    m.head_size = (size_t)(m.c.dim / m.c.n_heads);
+    m.kv_dim = m.head_size * (size_t)m.c.n_kv_heads;
+    if ((st = llama__gguf_hparam(g, "llama.rope.dimension_count", 0, m.head_size, &rope_dim)) != LLAMA_OK) return st;
+    if ((size_t)rope_dim > m.head_size || rope_dim % 2 != 0) return LLAMA_ERR_HEADER;
+    m.rope_dim = (size_t)rope_dim;
+    m.rope_base = 10000.0;
+    if ((st = llama_gguf_get_f64(g, "llama.rope.freq_base", &f)) == LLAMA_OK) m.rope_base = f;
+    else if (st != LLAMA_ERR_GGUF_KEY) return st;
+    if ((st = llama_gguf_get_f64(g, "llama.attention.layer_norm_rms_epsilon", &m.norm_eps)) != LLAMA_OK)
+        return st == LLAMA_ERR_GGUF_KEY ? LLAMA_ERR_GGUF_MODEL : st;
+    if (!(m.rope_base > 1.0 && m.rope_base < 1e30) || !(m.norm_eps > 0.0 && m.norm_eps < 1.0)) return LLAMA_ERR_HEADER;
+    D = (size_t)m.c.dim;
+    if (!(emb = llama_gguf_tensor_find(g, "token_embd.weight")) || emb->n_dims != 2 || emb->ne[0] != D)
+        return LLAMA_ERR_GGUF_MODEL;
+    if (emb->ne[1] == 0 || emb->ne[1] > LLAMA_MAX_HEADER_VALUE) return LLAMA_ERR_HEADER;
+    m.c.vocab_size = (int)emb->ne[1];
+    cls = llama_gguf_tensor_find(g, "output.weight");
+    m.shared = cls == NULL;
+    if (!(m.n_floats = llama__tensor_sizes(&m.c, m.shared, sz)) || m.n_floats > (size_t)-1 / sizeof(float))
+        return LLAMA_ERR_HEADER;
+    if (!(m.data = (float *)calloc(m.n_floats, sizeof(float)))) return LLAMA_ERR_NOMEM;
+    llama__map(&m);
+    st = llama__gguf_take_tensor(g, "token_embd.weight", D, (size_t)m.c.vocab_size, m.emb);
+    for (l = 0; st == LLAMA_OK && l < (size_t)m.c.n_layers; l++) {
+        int which;
+        snprintf(name, sizeof name, "blk.%u.attn_norm.weight", (unsigned)l);
+        st = llama__gguf_take_tensor(g, name, D, 1, m.rms_att + l * D);
+        snprintf(name, sizeof name, "blk.%u.ffn_norm.weight", (unsigned)l);
+        if (st == LLAMA_OK) st = llama__gguf_take_tensor(g, name, D, 1, m.rms_ffn + l * D);
+        for (which = 0; st == LLAMA_OK && which < LLAMA_LINEARS; which++) {
+            size_t N, K;
+            float *W = (float *)llama__weight(&m, (int)l, which, &N, &K);
+            snprintf(name, sizeof name, "blk.%u.%s.weight", (unsigned)l, names[which]);
+            st = llama__gguf_take_tensor(g, name, K, N, W);
+        }
+    }
+    if (st == LLAMA_OK) st = llama__gguf_take_tensor(g, "output_norm.weight", D, 1, m.rms_final);
+    if (st == LLAMA_OK && cls) st = llama__gguf_take_tensor(g, "output.weight", D, (size_t)m.c.vocab_size, m.wcls);
+    for (i = 0; st == LLAMA_OK && i < m.n_floats; i++)
+        if (!(fabsf(m.data[i]) <= FLT_MAX)) st = LLAMA_ERR_NONFINITE;
+    if (st != LLAMA_OK) {
+        free(m.data);
+        return st;
+    }
+    *out = m;
+    return LLAMA_OK;
+}
+
+/* A GGUF image or file: the magic decides. */
+LLAMA_API int llama__is_gguf(const unsigned char *b, size_t n) {
+    return n >= 4 && (uint32_t)llama__i32(b) == LLAMA_GGUF_MAGIC;
+}
+
+/* 1 when the file at path starts with GGUF's magic. */
+LLAMA_API int llama_is_gguf_file(const char *path) {
+    unsigned char h[4];
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    size_t got = f ? fread(h, 1, 4, f) : 0;
+    if (f) fclose(f);
+    return llama__is_gguf(h, got);
+}
+
+/* From a path (buffer NULL) or an image. */
+LLAMA_API llama_status llama__load_gguf_from(const char *path, const void *buffer, size_t bytes, llama_model *out) {
+    llama_gguf *g;
+    llama_status st = path ? llama_gguf_open(path, &g) : llama_gguf_open_mem(buffer, bytes, &g);
+    if (st != LLAMA_OK) return st;
+    st = llama_load_gguf(g, out);
+    llama_gguf_close(g);
+    return st;
+}
+
 LLAMA_API llama_status llama_load_mem(const void *buffer, size_t bytes, llama_model *out) {
     const unsigned char *b = (const unsigned char *)buffer;
     llama_model m;
     llama_status st;
     if (!buffer || !out) return LLAMA_ERR_ARG;
+    if (llama__is_gguf(b, bytes)) return llama__load_gguf_from(NULL, b, bytes, out);
     if ((st = llama__header(b, bytes, bytes, &m)) != LLAMA_OK) return st;
     m.data = (float *)malloc(m.n_floats * sizeof(float));
     if (!m.data) return LLAMA_ERR_NOMEM;
@@ -215,6 +360,10 @@ LLAMA_API llama_status llama_load(const char *path, llama_model *out) {
         return LLAMA_ERR_IO;
     }
     got = fread(h, 1, sizeof h, f);
+    if (llama__is_gguf(h, got)) {
+        fclose(f);
+        return llama__load_gguf_from(path, NULL, 0, out);
+    }
     /* The header is checked against the file size before anything is
        allocated; a read error (a directory) is not a short file. */
     if (ferror(f)) st = LLAMA_ERR_IO;
@@ -325,7 +474,9 @@ LLAMA_API llama_status llama_state_create(const llama_model *m, size_t max_T, si
     }
     for (p = 0; p < max_pos; p++)
         for (i = 0; i < hs / 2; i++) {
-            double angle = (double)p * pow(10000.0, -(double)(2 * i) / (double)hs);
+            /* Pairs past rope_dim stay as they are (cos 1, sin 0). */
+            double angle = 2 * i < m->rope_dim ? (double)p * pow(m->rope_base, -(double)(2 * i) / (double)m->rope_dim)
+                                               : 0.0;
             s->rope[p * hs + 2 * i] = (float)cos(angle);
             s->rope[p * hs + 2 * i + 1] = (float)sin(angle);
         }
@@ -344,22 +495,26 @@ LLAMA_API float llama__dot(const float *a, const float *b, size_t n) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* Y[T][N] = X[T][K] W^T in FP32. */
+/* Y[T][N] = X[T][K] W^T in FP32. Row n of W meets every token before the
+   next row is read, so W streams from memory once per call, not once per token. */
 LLAMA_API void llama__matmul(float *Y, const float *X, const float *W, size_t T, size_t N, size_t K) {
     ptrdiff_t i;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (T * N * K > 100000)
 #endif
-    for (i = 0; i < (ptrdiff_t)(T * N); i++) Y[i] = llama__dot(X + (size_t)i / N * K, W + (size_t)i % N * K, K);
+    for (i = 0; i < (ptrdiff_t)(T * N); i++) {
+        size_t n = (size_t)i / T, t = (size_t)i % T;
+        Y[t * N + n] = llama__dot(X + t * K, W + n * K, K);
+    }
 }
 
-LLAMA_API void llama__rmsnorm(float *out, const float *x, const float *gamma, size_t T, size_t D) {
+LLAMA_API void llama__rmsnorm(float *out, const float *x, const float *gamma, size_t T, size_t D, double eps) {
     size_t t, k;
     for (t = 0; t < T; t++) {
         double ss = 0.0;
         float r;
         for (k = 0; k < D; k++) ss += (double)x[t * D + k] * x[t * D + k];
-        r = (float)(1.0 / sqrt(ss / (double)D + 1e-5));
+        r = (float)(1.0 / sqrt(ss / (double)D + eps));
         for (k = 0; k < D; k++) out[t * D + k] = gamma[k] * (r * x[t * D + k]);
     }
 }
@@ -452,7 +607,7 @@ LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q
     }
     for (l = 0; l < m->c.n_layers && st == LLAMA_OK; l++) {
         float *kc = s->kcache + ((size_t)l * s->max_pos + pos0) * kv, *vc = s->vcache + ((size_t)l * s->max_pos + pos0) * kv;
-        llama__rmsnorm(s->xb, s->x, g_att + (size_t)l * D, T, D);
+        llama__rmsnorm(s->xb, s->x, g_att + (size_t)l * D, T, D, m->norm_eps);
         if (llama__call_hook(hook, user, l, LLAMA_IN_QKV, s->xb, T, D)) return LLAMA_ERR_HOOK;
         if ((st = llama_linear(m, q, s, l, LLAMA_WQ, s->xb, T, s->q)) != LLAMA_OK ||
             (st = llama_linear(m, q, s, l, LLAMA_WK, s->xb, T, s->k)) != LLAMA_OK ||
@@ -466,7 +621,7 @@ LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q
         if (llama__call_hook(hook, user, l, LLAMA_IN_WO, s->xb, T, D)) return LLAMA_ERR_HOOK;
         if ((st = llama_linear(m, q, s, l, LLAMA_WO, s->xb, T, s->xb2)) != LLAMA_OK) break;
         for (i = 0; i < T * D; i++) s->x[i] += s->xb2[i];
-        llama__rmsnorm(s->xb, s->x, g_ffn + (size_t)l * D, T, D);
+        llama__rmsnorm(s->xb, s->x, g_ffn + (size_t)l * D, T, D, m->norm_eps);
         if (llama__call_hook(hook, user, l, LLAMA_IN_W13, s->xb, T, D)) return LLAMA_ERR_HOOK;
         if ((st = llama_linear(m, q, s, l, LLAMA_W1, s->xb, T, s->hb)) != LLAMA_OK ||
             (st = llama_linear(m, q, s, l, LLAMA_W3, s->xb, T, s->hb2)) != LLAMA_OK)
@@ -477,7 +632,7 @@ LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q
         for (i = 0; i < T * D; i++) s->x[i] += s->xb[i];
     }
     if (st != LLAMA_OK) return st;
-    llama__rmsnorm(s->xb, s->x, g_final, T, D);
+    llama__rmsnorm(s->xb, s->x, g_final, T, D, m->norm_eps);
     if (llama__call_hook(hook, user, -1, LLAMA_IN_CLS, s->xb, T, D)) return LLAMA_ERR_HOOK;
     if (!logits) return LLAMA_OK;
     if (q && q->cls) return llama__qforward(q->cls, s->xb, T, logits, s) == W4A8_OK ? LLAMA_OK : LLAMA_ERR_W4A8;
