@@ -56,6 +56,7 @@ void tests_heatmap(void);
 void tests_cuda_layout(void);
 void tests_llama2(void);
 void tests_gguf(void);
+void tests_bpe(void);
 void tests_methods(void);
 void tests_kernels(void);
 int compile_c_smoke(void);

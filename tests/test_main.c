@@ -19,6 +19,7 @@ int main(void) {
     tests_cuda_layout();
     tests_llama2();
     tests_gguf();
+    tests_bpe();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
     printf("%d passed, %d failed\n", test_passed, test_failed);

@@ -6,7 +6,8 @@
 
    llama_tokenizer_load(path, vocab_size, &t)      llama2.c tokenizer.bin
    llama_tokenizer_from_vocab(&desc, &t)           a vocabulary description
-   llama_tokenizer_from_gguf(g, &t)                the same, read from GGUF metadata
+   llama_vocab_desc_from_gguf(g, &desc)            the description in GGUF metadata
+   llama_tokenizer_from_gguf(g, &t)                both steps
    llama_tokenize(&t, text, len, add_special, parse_special, &ids, &n)
        llama.cpp's llama_tokenize: add_special adds BOS/EOS where the
        vocabulary asks for them; parse_special matches control tokens in the
@@ -600,42 +601,59 @@ LLAMA_API llama_status llama__gguf_flag(const llama_gguf *g, const char *key, in
     return st;
 }
 
-/* The vocabulary from GGUF metadata (tokenizer.ggml.*): model, pre, tokens,
-   scores (FLOAT32), token_type (INT32), merges, the special ids, add_bos_token
-   and add_eos_token. g must outlive nothing: the tokenizer copies all. */
-LLAMA_API llama_status llama_tokenizer_from_gguf(const llama_gguf *g, llama_tokenizer *out) {
-    llama_vocab_desc d;
+/* The vocabulary description of GGUF metadata (tokenizer.ggml.*): model,
+   pre, tokens, scores (FLOAT32), token_type (INT32), merges, the special
+   ids, add_bos_token and add_eos_token. d borrows g's strings and arrays. */
+LLAMA_API llama_status llama_vocab_desc_from_gguf(const llama_gguf *g, llama_vocab_desc *d) {
     const char *model, *pre = NULL;
     size_t len, n;
     const void *data;
     llama_gguf_type elem;
     llama_status st;
-    if (!g || !out) return LLAMA_ERR_ARG;
-    memset(&d, 0, sizeof d);
+    if (!g || !d) return LLAMA_ERR_ARG;
+    memset(d, 0, sizeof *d);
     if ((st = llama_gguf_get_str(g, "tokenizer.ggml.model", &model, &len)) != LLAMA_OK) return st;
     st = llama_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &len);
     if (st != LLAMA_OK && st != LLAMA_ERR_GGUF_KEY) return st;
-    d.model = model, d.pre = st == LLAMA_OK ? pre : NULL;
-    if ((st = llama_gguf_get_strs(g, "tokenizer.ggml.tokens", &d.tokens, &d.token_lens, &d.n_tokens)) != LLAMA_OK)
+    d->model = model, d->pre = st == LLAMA_OK ? pre : NULL;
+    if ((st = llama_gguf_get_strs(g, "tokenizer.ggml.tokens", &d->tokens, &d->token_lens, &d->n_tokens)) != LLAMA_OK)
         return st;
     st = llama_gguf_get_array(g, "tokenizer.ggml.scores", &elem, &data, &n);
-    if (st == LLAMA_OK && (elem != LLAMA_GGUF_FLOAT32 || n != d.n_tokens)) return LLAMA_ERR_VOCAB_TOKEN;
+    if (st == LLAMA_OK && (elem != LLAMA_GGUF_FLOAT32 || n != d->n_tokens)) return LLAMA_ERR_VOCAB_TOKEN;
     if (st != LLAMA_OK && st != LLAMA_ERR_GGUF_KEY) return st;
-    d.scores = st == LLAMA_OK ? (const float *)data : NULL;
+    d->scores = st == LLAMA_OK ? (const float *)data : NULL;
     st = llama_gguf_get_array(g, "tokenizer.ggml.token_type", &elem, &data, &n);
-    if (st == LLAMA_OK && (elem != LLAMA_GGUF_INT32 || n != d.n_tokens)) return LLAMA_ERR_VOCAB_TOKEN;
+    if (st == LLAMA_OK && (elem != LLAMA_GGUF_INT32 || n != d->n_tokens)) return LLAMA_ERR_VOCAB_TOKEN;
     if (st != LLAMA_OK && st != LLAMA_ERR_GGUF_KEY) return st;
-    d.token_types = st == LLAMA_OK ? (const int32_t *)data : NULL;
-    st = llama_gguf_get_strs(g, "tokenizer.ggml.merges", &d.merges, &d.merge_lens, &d.n_merges);
+    d->token_types = st == LLAMA_OK ? (const int32_t *)data : NULL;
+    st = llama_gguf_get_strs(g, "tokenizer.ggml.merges", &d->merges, &d->merge_lens, &d->n_merges);
     if (st != LLAMA_OK && st != LLAMA_ERR_GGUF_KEY) return st;
-    if ((st = llama__gguf_id(g, "tokenizer.ggml.bos_token_id", &d.bos)) != LLAMA_OK ||
-        (st = llama__gguf_id(g, "tokenizer.ggml.eos_token_id", &d.eos)) != LLAMA_OK ||
-        (st = llama__gguf_id(g, "tokenizer.ggml.unknown_token_id", &d.unk)) != LLAMA_OK ||
-        (st = llama__gguf_id(g, "tokenizer.ggml.padding_token_id", &d.pad)) != LLAMA_OK ||
-        (st = llama__gguf_flag(g, "tokenizer.ggml.add_bos_token", &d.add_bos)) != LLAMA_OK ||
-        (st = llama__gguf_flag(g, "tokenizer.ggml.add_eos_token", &d.add_eos)) != LLAMA_OK)
+    if ((st = llama__gguf_id(g, "tokenizer.ggml.bos_token_id", &d->bos)) != LLAMA_OK ||
+        (st = llama__gguf_id(g, "tokenizer.ggml.eos_token_id", &d->eos)) != LLAMA_OK ||
+        (st = llama__gguf_id(g, "tokenizer.ggml.unknown_token_id", &d->unk)) != LLAMA_OK ||
+        (st = llama__gguf_id(g, "tokenizer.ggml.padding_token_id", &d->pad)) != LLAMA_OK ||
+        (st = llama__gguf_flag(g, "tokenizer.ggml.add_bos_token", &d->add_bos)) != LLAMA_OK ||
+        (st = llama__gguf_flag(g, "tokenizer.ggml.add_eos_token", &d->add_eos)) != LLAMA_OK)
         return st;
-    return llama_tokenizer_from_vocab(&d, out);
+    return LLAMA_OK;
+}
+
+/* The tokenizer of a GGUF file; tokenizer.ggml.add_space_prefix, where
+   present, sets the SentencePiece dummy prefix (llama.cpp reads it too).
+   The tokenizer copies what it needs: g may be closed afterwards. */
+LLAMA_API llama_status llama_tokenizer_from_gguf(const llama_gguf *g, llama_tokenizer *out) {
+    llama_vocab_desc d;
+    llama_tokenizer t;
+    int prefix = -1;
+    llama_status st;
+    if (!g || !out) return LLAMA_ERR_ARG;
+    if ((st = llama_vocab_desc_from_gguf(g, &d)) != LLAMA_OK ||
+        (st = llama__gguf_flag(g, "tokenizer.ggml.add_space_prefix", &prefix)) != LLAMA_OK ||
+        (st = llama_tokenizer_from_vocab(&d, &t)) != LLAMA_OK)
+        return st;
+    if (prefix >= 0 && t.kind == LLAMA_VOCAB_SPM) t.add_space_prefix = prefix;
+    *out = t;
+    return LLAMA_OK;
 }
 
 /* >>merge: both kinds merge adjacent symbols best pair first. */
