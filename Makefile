@@ -55,6 +55,14 @@ build/quickstart: examples/quickstart.c w4a8.h | build
 build/w4a8_heatmap: tools/w4a8_heatmap.c $(LLAMA_HDR) w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
 
+# Tokenizer timing on SmolLM2's vocabulary (tools/bpe_bench.c).
+build/bpe_bench: tools/bpe_bench.c $(LLAMA_HDR) w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+# The BPE tokenizer's libFuzzer target (needs clang).
+build/fuzz_bpe: tests/fuzz/fuzz_bpe.c $(LLAMA_HDR) w4a8.h | build
+	clang -g -O1 -std=c99 $(WARN) -fsanitize=fuzzer,address,undefined $< -o $@ -lm
+
 build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
