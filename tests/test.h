@@ -27,6 +27,17 @@ extern int test_passed, test_failed, test_check_failed;
         }                                                                        \
     } while (0)
 
+/* A status check for examples/llama/ (llama_status) that prints what came back. */
+#define CHECK_LL(expr, want)                                                                       \
+    do {                                                                                           \
+        llama_status got_ = (expr);                                                                \
+        if (got_ != (want)) {                                                                      \
+            test_check_failed++;                                                                   \
+            printf("    FAIL %s:%d: %s gave \"%s\", want \"%s\"\n", __FILE__, __LINE__, #expr,      \
+                   llama_status_str(got_), llama_status_str(want));                                \
+        }                                                                                          \
+    } while (0)
+
 #define RUN(fn)                                                                  \
     do {                                                                         \
         int before_ = test_check_failed;                                         \

@@ -11,16 +11,6 @@
 #include "../examples/llama/llama.h"
 #include "test.h"
 
-#define CHECK_TOK(expr, want)                                                                      \
-    do {                                                                                           \
-        llama_status got_ = (expr);                                                                \
-        if (got_ != (want)) {                                                                      \
-            test_check_failed++;                                                                   \
-            printf("    FAIL %s:%d: %s gave \"%s\", want \"%s\"\n", __FILE__, __LINE__, #expr,     \
-                   llama_status_str(got_), llama_status_str(want));                               \
-        }                                                                                          \
-    } while (0)
-
 /* >>tiny: hand-built vocabularies ------------------------------------------ */
 
 /* s written in GPT-2's byte characters (how byte-level vocabularies store
@@ -111,23 +101,23 @@ static void test_bpe_byte_roundtrip(void) {
     int *ids = NULL;
     size_t n = 0, i, len = 0, blen = 0;
     tiny_init(&v, "gpt-2", NULL, 0, NULL, 0);
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
     for (i = 1; i < 128; i++) text[len++] = (char)i;
     memcpy(text + len, "\0caf\xC3\xA9 \xE4\xB8\xAD\xF0\x9F\x98\x80\xED\xA0\x80", 18); /* NUL, é, 中, 😀, a surrogate */
     len += 18;
-    CHECK_TOK(llama_tokenize(&t, text, len, 1, 1, &ids, &n), LLAMA_OK);
+    CHECK_LL(llama_tokenize(&t, text, len, 1, 1, &ids, &n), LLAMA_OK);
     CHECK(n == len);
     for (i = 0; i < n && i < len; i++) CHECK(ids[i] == (unsigned char)text[i] && t.byte_id[(unsigned char)text[i]] == ids[i]);
-    CHECK_TOK(llama_detokenize(&t, ids, n, 1, &back, &blen), LLAMA_OK);
+    CHECK_LL(llama_detokenize(&t, ids, n, 1, &back, &blen), LLAMA_OK);
     CHECK(back && blen == len && memcmp(back, text, len) == 0);
     free(ids), free(back);
     /* invalid UTF-8: llama.cpp's U+FFFD per byte, which is what comes back */
-    CHECK_TOK(llama_tokenize(&t, "a\xFF" "b\xC3", 4, 0, 0, &ids, &n), LLAMA_OK);
-    CHECK_TOK(llama_detokenize(&t, ids, n, 0, &back, &blen), LLAMA_OK);
+    CHECK_LL(llama_tokenize(&t, "a\xFF" "b\xC3", 4, 0, 0, &ids, &n), LLAMA_OK);
+    CHECK_LL(llama_detokenize(&t, ids, n, 0, &back, &blen), LLAMA_OK);
     CHECK(back && blen == 8 && memcmp(back, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD", 8) == 0);
     free(ids), free(back);
     /* above U+10FFFF llama.cpp throws; here a status */
-    CHECK_TOK(llama_tokenize(&t, "\xF5\x80\x80\x80", 4, 0, 0, &ids, &n), LLAMA_ERR_TEXT);
+    CHECK_LL(llama_tokenize(&t, "\xF5\x80\x80\x80", 4, 0, 0, &ids, &n), LLAMA_ERR_TEXT);
     llama_tokenizer_free(&t);
 }
 
@@ -141,19 +131,19 @@ static void test_bpe_merge_order(void) {
     static const int want_aa[] = { 259, 'a', -1 }, want_aaaa[] = { 260, 259, -1 };
     llama_tokenizer t;
     tiny_init(&v, "gpt-2", extra, 5, m_bc_first, 2);
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
     CHECK(ids_are(&t, "abc", 0, 0, want_a_bc)); /* "b c" outranks "a b"; "a bc" is no merge */
     llama_tokenizer_free(&t);
     tiny_init(&v, "gpt-2", extra, 5, m_bc_first, 3);
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
     CHECK(ids_are(&t, "abc", 0, 0, want_abc));
     llama_tokenizer_free(&t);
     tiny_init(&v, "gpt-2", extra, 5, m_ab_first, 2);
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
     CHECK(ids_are(&t, "abc", 0, 0, want_ab_c));
     llama_tokenizer_free(&t);
     tiny_init(&v, "gpt-2", extra, 5, m_aa, 2);
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
     CHECK(ids_are(&t, "aaa", 0, 0, want_aa));      /* leftmost pair first */
     CHECK(ids_are(&t, "aaaaaa", 0, 0, want_aaaa)); /* aa aa aa -> aaaa aa */
     llama_tokenizer_free(&t);
@@ -168,9 +158,9 @@ static void test_bpe_long_word(void) {
     int *ids = NULL;
     size_t n = 0, i;
     tiny_init(&v, "gpt-2", extra, 2, merges, 2);
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
     memset(text, 'a', 200001);
-    CHECK_TOK(llama_tokenize(&t, text, 200001, 0, 0, &ids, &n), LLAMA_OK);
+    CHECK_LL(llama_tokenize(&t, text, 200001, 0, 0, &ids, &n), LLAMA_OK);
     CHECK(n == 50001 && ids[50000] == 'a');
     for (i = 0; i < 50000 && i < n; i++) CHECK(ids[i] == 257);
     free(ids), free(text);
@@ -264,24 +254,24 @@ static void test_bpe_special(void) {
     tiny_init(&v, "gpt-2", extra, 3, NULL, 0);
     v.type[256] = v.type[258] = LLAMA_TOKEN_CONTROL, v.type[257] = LLAMA_TOKEN_USER_DEFINED;
     v.d.bos = 256, v.d.eos = 258, v.d.add_bos = 1, v.d.add_eos = 1;
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
     CHECK(ids_are(&t, "a<s>b<u>c<s>x", 0, 1, with));
     CHECK(ids_are(&t, "a<s>b<u>c<s>x", 0, 0, without));
     CHECK(ids_are(&t, "a", 1, 0, bos_eos));
     CHECK(ids_are(&t, "a", 0, 0, plain));
-    CHECK_TOK(llama_token_piece(&t, 256, 1, &s, &len), LLAMA_OK);
+    CHECK_LL(llama_token_piece(&t, 256, 1, &s, &len), LLAMA_OK);
     CHECK(len == 3 && memcmp(s, "<s>", 3) == 0);
-    CHECK_TOK(llama_token_piece(&t, 256, 0, &s, &len), LLAMA_OK);
+    CHECK_LL(llama_token_piece(&t, 256, 0, &s, &len), LLAMA_OK);
     CHECK(len == 0);
-    CHECK_TOK(llama_token_piece(&t, 257, 0, &s, &len), LLAMA_OK);
+    CHECK_LL(llama_token_piece(&t, 257, 0, &s, &len), LLAMA_OK);
     CHECK(len == 3);
-    CHECK_TOK(llama_token_piece(&t, 259, 0, &s, &len), LLAMA_ERR_TOKEN);
-    CHECK_TOK(llama_token_piece(&t, -1, 0, &s, &len), LLAMA_ERR_TOKEN);
+    CHECK_LL(llama_token_piece(&t, 259, 0, &s, &len), LLAMA_ERR_TOKEN);
+    CHECK_LL(llama_token_piece(&t, -1, 0, &s, &len), LLAMA_ERR_TOKEN);
     llama_tokenizer_free(&t);
     /* llama-bpe adds BOS by default; a word that is a token skips the merges */
     tiny_init(&v, "llama-bpe", extra, 3, NULL, 0);
     v.d.bos = 256, v.d.add_bos = -1;
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t), LLAMA_OK);
     CHECK(t.add_bos == 1 && t.ignore_merges == 1);
     llama_tokenizer_free(&t);
 }
@@ -296,7 +286,7 @@ static void test_bpe_validation(void) {
     do {                                                                                           \
         llama_tokenizer t_;                                                                        \
         t_.vocab_size = 12345;                                                                     \
-        CHECK_TOK(llama_tokenizer_from_vocab(&v.d, &t_), want);                                   \
+        CHECK_LL(llama_tokenizer_from_vocab(&v.d, &t_), want);                                   \
         if ((want) == LLAMA_OK) llama_tokenizer_free(&t_);                                          \
         else CHECK(t_.vocab_size == 12345); /* untouched */                                        \
     } while (0)
@@ -336,13 +326,13 @@ static void test_bpe_validation(void) {
     TINY_EXPECT(LLAMA_ERR_VOCAB_SPECIAL);
     v.d.n_tokens = 0;
     TINY_EXPECT(LLAMA_ERR_VOCAB_TOKEN);
-    CHECK_TOK(llama_tokenizer_from_vocab(NULL, &t), LLAMA_ERR_ARG);
-    CHECK_TOK(llama_tokenizer_from_vocab(&v.d, NULL), LLAMA_ERR_ARG);
+    CHECK_LL(llama_tokenizer_from_vocab(NULL, &t), LLAMA_ERR_ARG);
+    CHECK_LL(llama_tokenizer_from_vocab(&v.d, NULL), LLAMA_ERR_ARG);
     {
         int *ids;
         size_t n;
-        CHECK_TOK(llama_tokenize(&t, "a", 1, 0, 0, &ids, &n), LLAMA_ERR_ARG); /* an empty tokenizer */
-        CHECK_TOK(llama_tokenize(NULL, "a", 1, 0, 0, &ids, &n), LLAMA_ERR_ARG);
+        CHECK_LL(llama_tokenize(&t, "a", 1, 0, 0, &ids, &n), LLAMA_ERR_ARG); /* an empty tokenizer */
+        CHECK_LL(llama_tokenize(NULL, "a", 1, 0, 0, &ids, &n), LLAMA_ERR_ARG);
     }
 #undef TINY_EXPECT
 }
@@ -377,16 +367,16 @@ static void test_bpe_spm(void) {
     memset(&d, 0, sizeof d);
     d.model = "llama", d.n_tokens = n_tok, d.tokens = tok, d.token_lens = len, d.scores = scores, d.token_types = type;
     d.bos = d.eos = d.unk = d.pad = -1, d.add_bos = d.add_eos = -1; /* llama.cpp's defaults: BOS 1, EOS 2 */
-    CHECK_TOK(llama_tokenizer_from_vocab(&d, &t), LLAMA_OK);
+    CHECK_LL(llama_tokenizer_from_vocab(&d, &t), LLAMA_OK);
     CHECK(t.kind == LLAMA_VOCAB_SPM && t.bos == 1 && t.eos == 2 && t.add_bos == 1 && t.add_eos == 0);
     CHECK(ids_are(&t, "hello world", 1, 1, want));
-    CHECK_TOK(llama_tokenize(&t, "hello world", 11, 0, 0, &ids, &n), LLAMA_OK);
-    CHECK_TOK(llama_detokenize(&t, ids, n, 0, &back, &blen), LLAMA_OK);
+    CHECK_LL(llama_tokenize(&t, "hello world", 11, 0, 0, &ids, &n), LLAMA_OK);
+    CHECK_LL(llama_detokenize(&t, ids, n, 0, &back, &blen), LLAMA_OK);
     CHECK(blen == 12 && memcmp(back, " hello world", 12) == 0); /* the dummy prefix shows */
     free(ids), free(back);
     CHECK(ids_are(&t, "h\xC3\xA9", 0, 0, want_bytes)); /* é is not a piece: its bytes */
-    CHECK_TOK(llama_tokenize(&t, "h\xC3\xA9", 3, 0, 0, &ids, &n), LLAMA_OK);
-    CHECK_TOK(llama_detokenize(&t, ids, n, 0, &back, &blen), LLAMA_OK);
+    CHECK_LL(llama_tokenize(&t, "h\xC3\xA9", 3, 0, 0, &ids, &n), LLAMA_OK);
+    CHECK_LL(llama_detokenize(&t, ids, n, 0, &back, &blen), LLAMA_OK);
     CHECK(blen == 4 && memcmp(back, " h\xC3\xA9", 4) == 0);
     free(ids), free(back);
     /* a special token in the text; the piece after it gets the prefix again */
@@ -425,10 +415,10 @@ static void check_vector(const llama_tokenizer *t, const char *text_path, const 
     CHECK(want != NULL);
     CHECK(llama__read_file(text_path, (size_t)1 << 20, &text, &bytes) == LLAMA_OK);
     if (!want || !text) return;
-    CHECK_TOK(llama_tokenize(t, text, bytes, 1, parse_special, &ids, &n), LLAMA_OK);
+    CHECK_LL(llama_tokenize(t, text, bytes, 1, parse_special, &ids, &n), LLAMA_OK);
     CHECK(n == m && memcmp(ids, want, n * sizeof(int)) == 0);
     if (roundtrip) {
-        CHECK_TOK(llama_detokenize(t, ids, n, 1, &back, &blen), LLAMA_OK);
+        CHECK_LL(llama_detokenize(t, ids, n, 1, &back, &blen), LLAMA_OK);
         CHECK(back && blen == bytes && memcmp(back, text, bytes) == 0);
     }
     free(text), free(ids), free(want), free(back);
@@ -444,7 +434,7 @@ static void check_wikitext(const llama_tokenizer *t, const char *wiki, size_t by
     CHECK(llama__read_file(summary_path, (size_t)1 << 20, &sum, &sbytes) == LLAMA_OK);
     if (!sum) return;
     CHECK(sscanf(sum, "count %zu\nfnv1a64 %llx", &count, &want_hash) == 2);
-    CHECK_TOK(llama_tokenize(t, wiki, bytes, 1, 1, &ids, &n), LLAMA_OK);
+    CHECK_LL(llama_tokenize(t, wiki, bytes, 1, 1, &ids, &n), LLAMA_OK);
     for (i = 0; i < n; i++) {
         uint32_t u = (uint32_t)ids[i];
         int k;
@@ -455,7 +445,7 @@ static void check_wikitext(const llama_tokenizer *t, const char *wiki, size_t by
     for (i = 0, p = p ? p + 9 : NULL; p && i < 200 && i < n; i++) CHECK(ids[i] == (int)strtol(p, &p, 10));
     p = strstr(sum, "last200 ");
     for (i = 0, p = p ? p + 8 : NULL; p && i < 200 && n >= 200; i++) CHECK(ids[n - 200 + i] == (int)strtol(p, &p, 10));
-    CHECK_TOK(llama_detokenize(t, ids, n, 1, &back, &blen), LLAMA_OK);
+    CHECK_LL(llama_detokenize(t, ids, n, 1, &back, &blen), LLAMA_OK);
     CHECK(back && blen == bytes && memcmp(back, wiki, bytes) == 0);
     free(sum), free(ids), free(back);
 }
@@ -485,12 +475,12 @@ static void test_bpe_smollm2(void) {
     snprintf(wpath, sizeof wpath, "%s/wikitext2_test_raw.txt", data && *data ? data : "../shared/data");
     if (llama__read_file(wpath, (size_t)64 << 20, &wiki, &wbytes) != LLAMA_OK)
         printf("bpe smollm2: WikiText-2 part skipped: no %s (set W4A8_DATA)\n", wpath);
-    CHECK_TOK(llama_vocab_desc_from_gguf(g, &d), LLAMA_OK);
+    CHECK_LL(llama_vocab_desc_from_gguf(g, &d), LLAMA_OK);
     CHECK(d.n_tokens == 49152 && d.n_merges == 48900 && d.pre && strcmp(d.pre, "smollm") == 0);
     for (p = 0; p < 3; p++) {
         llama_tokenizer t;
         d.pre = pres[p]; /* the vectors of the other two came from copies with tokenizer.ggml.pre rewritten */
-        CHECK_TOK(llama_tokenizer_from_vocab(&d, &t), LLAMA_OK);
+        CHECK_LL(llama_tokenizer_from_vocab(&d, &t), LLAMA_OK);
         if (!t.pieces) continue;
         CHECK(t.add_bos == 0 && t.n_special == 17 && t.type[0] == LLAMA_TOKEN_CONTROL);
         snprintf(vec, sizeof vec, "tests/vectors/smollm2_special.%s.ids", pres[p]);
@@ -506,7 +496,7 @@ static void test_bpe_smollm2(void) {
     {   /* the one-call path gives the same tokenizer */
         llama_tokenizer t;
         static const int want[] = { 19556, 905, 1, 357, 506, -1 }; /* llama-tokenize -p "Hello world<|im_start|> it's" */
-        CHECK_TOK(llama_tokenizer_from_gguf(g, &t), LLAMA_OK);
+        CHECK_LL(llama_tokenizer_from_gguf(g, &t), LLAMA_OK);
         CHECK(t.pre == LLAMA_PRE_SMOLLM && t.bos == 1 && t.eos == 2);
         CHECK(ids_are(&t, "Hello world<|im_start|> it's", 1, 1, want));
         llama_tokenizer_free(&t);

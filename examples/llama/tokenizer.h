@@ -902,6 +902,16 @@ LLAMA_API size_t llama__contraction(const llama__split *s, size_t pos, int fold)
     return (a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l') ? 3 : 0;
 }
 
+/* The last two alternatives of both regexes, \s+(?!\S)|\s+, for the k
+   spaces at pos (all but the last when more follows); with none, the code
+   point alone. Where the next word starts. */
+LLAMA_API size_t llama__spaces(llama__split *s, size_t pos, size_t k) {
+    if (k > 1 && llama__sc(s, pos + k) != LLAMA__OUT) pos += k - 1;
+    else pos += k > 0 ? k : 1;
+    llama__word(s, pos);
+    return pos;
+}
+
 /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
    as unicode.cpp's unicode_regex_split_custom_gpt2 matches it. */
 LLAMA_API void llama__split_gpt2(llama__split *s) {
@@ -929,17 +939,7 @@ LLAMA_API void llama__split_gpt2(llama__split *s) {
             continue;
         }
         for (k = 0; llama__sf(s, pos + k) & LLAMA__CS;) k++;
-        if (k > 1 && llama__sc(s, pos + k) != LLAMA__OUT) { /* \s+(?!\S) */
-            pos += k - 1;
-            llama__word(s, pos);
-            continue;
-        }
-        if (k > 0) { /* \s+ */
-            pos += k;
-            llama__word(s, pos);
-            continue;
-        }
-        llama__word(s, ++pos);
+        pos = llama__spaces(s, pos, k);
     }
 }
 
@@ -991,17 +991,7 @@ LLAMA_API void llama__split_llama3(llama__split *s) {
             llama__word(s, pos);
             continue;
         }
-        if (k > 1 && llama__sc(s, pos + k) != LLAMA__OUT) { /* \s+(?!\S) */
-            pos += k - 1;
-            llama__word(s, pos);
-            continue;
-        }
-        if (k > 0) {
-            pos += k;
-            llama__word(s, pos);
-            continue;
-        }
-        llama__word(s, ++pos);
+        pos = llama__spaces(s, pos, k);
     }
 }
 
