@@ -1216,12 +1216,13 @@ LLAMA_API llama_status llama_detokenize(const llama_tokenizer *t, const int *ids
 }
 
 /* The text of `token` after `prev`, as llama2.c's decode: no leading space
-   after BOS, <0xXX> pieces as their byte. buf holds at least 2 bytes. */
+   after BOS, <0xXX> pieces as their byte. buf holds at least 2 bytes. For
+   llama2.c tokenizers; GGUF vocabularies print through llama_token_piece. */
 LLAMA_API const char *llama_decode(const llama_tokenizer *t, int prev, int token, char *buf) {
     const char *s = t->pieces[token].str;
     unsigned byte;
     if (prev == LLAMA_BOS && s[0] == ' ') s++;
-    if (t->byte_fallback && token >= 3 && token < 259) {
+    if (t->kind == LLAMA_VOCAB_LLAMA2C && t->byte_fallback && token >= 3 && token < 259) {
         byte = (unsigned)(token - 3);
         buf[0] = (char)byte, buf[1] = '\0';
         return buf;
