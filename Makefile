@@ -54,6 +54,10 @@ build/quickstart: examples/quickstart.c w4a8.h tools/output.h | build
 build/w4a8_heatmap: tools/w4a8_heatmap.c $(LLAMA_HDR) w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS) $(STB_LIBS)
 
+# Tokenizer timing on SmolLM2's vocabulary (tools/bpe_bench.c).
+build/bpe_bench: tools/bpe_bench.c $(LLAMA_HDR) w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
 build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 

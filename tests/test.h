@@ -29,6 +29,17 @@ extern int test_passed, test_failed, test_check_failed, test_skipped;
         }                                                                        \
     } while (0)
 
+/* A status check for examples/llama/ (llama_status) that prints what came back. */
+#define CHECK_LL(expr, want)                                                                       \
+    do {                                                                                           \
+        llama_status got_ = (expr);                                                                \
+        if (got_ != (want)) {                                                                      \
+            test_check_failed++;                                                                   \
+            printf("    FAIL %s:%d: %s gave \"%s\", want \"%s\"\n", __FILE__, __LINE__, #expr,      \
+                   llama_status_str(got_), llama_status_str(want));                                \
+        }                                                                                          \
+    } while (0)
+
 #define RUN(fn)                                                                  \
     do {                                                                         \
         int before_ = test_check_failed;                                         \
@@ -71,6 +82,7 @@ void tests_heatmap(void);
 void tests_cuda_layout(void);
 void tests_llama2(void);
 void tests_gguf(void);
+void tests_bpe(void);
 void tests_methods(void);
 void tests_kernels(void);
 void tests_harden(void);

@@ -15,16 +15,6 @@
 #include "../examples/llama/llama.h"
 #include "test.h"
 
-#define CHECK_LL(expr, want)                                                                       \
-    do {                                                                                           \
-        llama_status got_ = (expr);                                                                \
-        if (got_ != (want)) {                                                                      \
-            test_check_failed++;                                                                   \
-            printf("    FAIL %s:%d: %s gave \"%s\", want \"%s\"\n", __FILE__, __LINE__, #expr,      \
-                   llama_status_str(got_), llama_status_str(want));                                \
-        }                                                                                          \
-    } while (0)
-
 static uint32_t bits_of(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);

@@ -21,6 +21,7 @@ int main(void) {
     tests_llama2();
     tests_harden();
     tests_gguf();
+    tests_bpe();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
     return test_summary();

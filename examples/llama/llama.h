@@ -18,7 +18,11 @@
        llama_load_gguf(gguf, &model) from an open llama_gguf
    llama_tokenizer_load(path, vocab_size, &tok) / _load_mem / llama_tokenizer_free(&tok)
        vocab_size is the model's: a tokenizer with another count is rejected.
+   llama_tokenizer_from_gguf(g, &tok) / llama_tokenizer_from_vocab(&desc, &tok)
+       GGUF vocabularies (byte-level BPE, SentencePiece-style), as llama.cpp
+   llama_tokenize(&tok, text, len, add_special, parse_special, &ids, &n)
    llama_encode(&tok, text, len, &ids, &n)        ids from malloc, caller frees
+   llama_token_piece(&tok, id, special, &s, &len) / llama_detokenize(...)
    llama_state_create(&model, max_T, max_pos, &state) / llama_state_free(state)
        scratch for up to max_T tokens per call and a KV cache of max_pos positions
    llama_forward(&model, NULL, state, tokens, T, pos0, logits, hook, user)

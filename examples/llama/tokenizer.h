@@ -6,7 +6,8 @@
 
    llama_tokenizer_load(path, vocab_size, &t)      llama2.c tokenizer.bin
    llama_tokenizer_from_vocab(&desc, &t)           a vocabulary description
-   llama_tokenizer_from_gguf(g, &t)                the same, read from GGUF metadata
+   llama_vocab_desc_from_gguf(g, &desc)            the description in GGUF metadata
+   llama_tokenizer_from_gguf(g, &t)                both steps
    llama_tokenize(&t, text, len, add_special, parse_special, &ids, &n)
        llama.cpp's llama_tokenize: add_special adds BOS/EOS where the
        vocabulary asks for them; parse_special matches control tokens in the
@@ -574,42 +575,59 @@ LLAMA_API llama_status llama__gguf_flag(const llama_gguf *g, const char *key, in
     return st;
 }
 
-/* The vocabulary from GGUF metadata (tokenizer.ggml.*): model, pre, tokens,
-   scores (FLOAT32), token_type (INT32), merges, the special ids, add_bos_token
-   and add_eos_token. g must outlive nothing: the tokenizer copies all. */
-LLAMA_API llama_status llama_tokenizer_from_gguf(const llama_gguf *g, llama_tokenizer *out) {
-    llama_vocab_desc d;
+/* The vocabulary description of GGUF metadata (tokenizer.ggml.*): model,
+   pre, tokens, scores (FLOAT32), token_type (INT32), merges, the special
+   ids, add_bos_token and add_eos_token. d borrows g's strings and arrays. */
+LLAMA_API llama_status llama_vocab_desc_from_gguf(const llama_gguf *g, llama_vocab_desc *d) {
     const char *model, *pre = NULL;
     size_t len, n;
     const void *data;
     llama_gguf_type elem;
     llama_status st;
-    if (!g || !out) return LLAMA_ERR_ARG;
-    memset(&d, 0, sizeof d);
+    if (!g || !d) return LLAMA_ERR_ARG;
+    memset(d, 0, sizeof *d);
     if ((st = llama_gguf_get_str(g, "tokenizer.ggml.model", &model, &len)) != LLAMA_OK) return st;
     st = llama_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &len);
     if (st != LLAMA_OK && st != LLAMA_ERR_GGUF_KEY) return st;
-    d.model = model, d.pre = st == LLAMA_OK ? pre : NULL;
-    if ((st = llama_gguf_get_strs(g, "tokenizer.ggml.tokens", &d.tokens, &d.token_lens, &d.n_tokens)) != LLAMA_OK)
+    d->model = model, d->pre = st == LLAMA_OK ? pre : NULL;
+    if ((st = llama_gguf_get_strs(g, "tokenizer.ggml.tokens", &d->tokens, &d->token_lens, &d->n_tokens)) != LLAMA_OK)
         return st;
     st = llama_gguf_get_array(g, "tokenizer.ggml.scores", &elem, &data, &n);
-    if (st == LLAMA_OK && (elem != LLAMA_GGUF_FLOAT32 || n != d.n_tokens)) return LLAMA_ERR_VOCAB_TOKEN;
+    if (st == LLAMA_OK && (elem != LLAMA_GGUF_FLOAT32 || n != d->n_tokens)) return LLAMA_ERR_VOCAB_TOKEN;
     if (st != LLAMA_OK && st != LLAMA_ERR_GGUF_KEY) return st;
-    d.scores = st == LLAMA_OK ? (const float *)data : NULL;
+    d->scores = st == LLAMA_OK ? (const float *)data : NULL;
     st = llama_gguf_get_array(g, "tokenizer.ggml.token_type", &elem, &data, &n);
-    if (st == LLAMA_OK && (elem != LLAMA_GGUF_INT32 || n != d.n_tokens)) return LLAMA_ERR_VOCAB_TOKEN;
+    if (st == LLAMA_OK && (elem != LLAMA_GGUF_INT32 || n != d->n_tokens)) return LLAMA_ERR_VOCAB_TOKEN;
     if (st != LLAMA_OK && st != LLAMA_ERR_GGUF_KEY) return st;
-    d.token_types = st == LLAMA_OK ? (const int32_t *)data : NULL;
-    st = llama_gguf_get_strs(g, "tokenizer.ggml.merges", &d.merges, &d.merge_lens, &d.n_merges);
+    d->token_types = st == LLAMA_OK ? (const int32_t *)data : NULL;
+    st = llama_gguf_get_strs(g, "tokenizer.ggml.merges", &d->merges, &d->merge_lens, &d->n_merges);
     if (st != LLAMA_OK && st != LLAMA_ERR_GGUF_KEY) return st;
-    if ((st = llama__gguf_id(g, "tokenizer.ggml.bos_token_id", &d.bos)) != LLAMA_OK ||
-        (st = llama__gguf_id(g, "tokenizer.ggml.eos_token_id", &d.eos)) != LLAMA_OK ||
-        (st = llama__gguf_id(g, "tokenizer.ggml.unknown_token_id", &d.unk)) != LLAMA_OK ||
-        (st = llama__gguf_id(g, "tokenizer.ggml.padding_token_id", &d.pad)) != LLAMA_OK ||
-        (st = llama__gguf_flag(g, "tokenizer.ggml.add_bos_token", &d.add_bos)) != LLAMA_OK ||
-        (st = llama__gguf_flag(g, "tokenizer.ggml.add_eos_token", &d.add_eos)) != LLAMA_OK)
+    if ((st = llama__gguf_id(g, "tokenizer.ggml.bos_token_id", &d->bos)) != LLAMA_OK ||
+        (st = llama__gguf_id(g, "tokenizer.ggml.eos_token_id", &d->eos)) != LLAMA_OK ||
+        (st = llama__gguf_id(g, "tokenizer.ggml.unknown_token_id", &d->unk)) != LLAMA_OK ||
+        (st = llama__gguf_id(g, "tokenizer.ggml.padding_token_id", &d->pad)) != LLAMA_OK ||
+        (st = llama__gguf_flag(g, "tokenizer.ggml.add_bos_token", &d->add_bos)) != LLAMA_OK ||
+        (st = llama__gguf_flag(g, "tokenizer.ggml.add_eos_token", &d->add_eos)) != LLAMA_OK)
         return st;
-    return llama_tokenizer_from_vocab(&d, out);
+    return LLAMA_OK;
+}
+
+/* The tokenizer of a GGUF file; tokenizer.ggml.add_space_prefix, where
+   present, sets the SentencePiece dummy prefix (llama.cpp reads it too).
+   The tokenizer copies what it needs: g may be closed afterwards. */
+LLAMA_API llama_status llama_tokenizer_from_gguf(const llama_gguf *g, llama_tokenizer *out) {
+    llama_vocab_desc d;
+    llama_tokenizer t;
+    int prefix = -1;
+    llama_status st;
+    if (!g || !out) return LLAMA_ERR_ARG;
+    if ((st = llama_vocab_desc_from_gguf(g, &d)) != LLAMA_OK ||
+        (st = llama__gguf_flag(g, "tokenizer.ggml.add_space_prefix", &prefix)) != LLAMA_OK ||
+        (st = llama_tokenizer_from_vocab(&d, &t)) != LLAMA_OK)
+        return st;
+    if (prefix >= 0 && t.kind == LLAMA_VOCAB_SPM) t.add_space_prefix = prefix;
+    *out = t;
+    return LLAMA_OK;
 }
 
 /* >>merge: both kinds merge adjacent symbols best pair first. */
@@ -858,6 +876,16 @@ LLAMA_API size_t llama__contraction(const llama__split *s, size_t pos, int fold)
     return (a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l') ? 3 : 0;
 }
 
+/* The last two alternatives of both regexes, \s+(?!\S)|\s+, for the k
+   spaces at pos (all but the last when more follows); with none, the code
+   point alone. Where the next word starts. */
+LLAMA_API size_t llama__spaces(llama__split *s, size_t pos, size_t k) {
+    if (k > 1 && llama__sc(s, pos + k) != LLAMA__OUT) pos += k - 1;
+    else pos += k > 0 ? k : 1;
+    llama__word(s, pos);
+    return pos;
+}
+
 /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
    as unicode.cpp's unicode_regex_split_custom_gpt2 matches it. */
 LLAMA_API void llama__split_gpt2(llama__split *s) {
@@ -885,17 +913,7 @@ LLAMA_API void llama__split_gpt2(llama__split *s) {
             continue;
         }
         for (k = 0; llama__sf(s, pos + k) & LLAMA__CS;) k++;
-        if (k > 1 && llama__sc(s, pos + k) != LLAMA__OUT) { /* \s+(?!\S) */
-            pos += k - 1;
-            llama__word(s, pos);
-            continue;
-        }
-        if (k > 0) { /* \s+ */
-            pos += k;
-            llama__word(s, pos);
-            continue;
-        }
-        llama__word(s, ++pos);
+        pos = llama__spaces(s, pos, k);
     }
 }
 
@@ -947,17 +965,7 @@ LLAMA_API void llama__split_llama3(llama__split *s) {
             llama__word(s, pos);
             continue;
         }
-        if (k > 1 && llama__sc(s, pos + k) != LLAMA__OUT) { /* \s+(?!\S) */
-            pos += k - 1;
-            llama__word(s, pos);
-            continue;
-        }
-        if (k > 0) {
-            pos += k;
-            llama__word(s, pos);
-            continue;
-        }
-        llama__word(s, ++pos);
+        pos = llama__spaces(s, pos, k);
     }
 }
 
@@ -1182,12 +1190,13 @@ LLAMA_API llama_status llama_detokenize(const llama_tokenizer *t, const int *ids
 }
 
 /* The text of `token` after `prev`, as llama2.c's decode: no leading space
-   after BOS, <0xXX> pieces as their byte. buf holds at least 2 bytes. */
+   after BOS, <0xXX> pieces as their byte. buf holds at least 2 bytes. For
+   llama2.c tokenizers; GGUF vocabularies print through llama_token_piece. */
 LLAMA_API const char *llama_decode(const llama_tokenizer *t, int prev, int token, char *buf) {
     const char *s = t->pieces[token].str;
     unsigned byte;
     if (prev == LLAMA_BOS && s[0] == ' ') s++;
-    if (t->byte_fallback && token >= 3 && token < 259) {
+    if (t->kind == LLAMA_VOCAB_LLAMA2C && t->byte_fallback && token >= 3 && token < 259) {
         byte = (unsigned)(token - 3);
         buf[0] = (char)byte, buf[1] = '\0';
         return buf;
