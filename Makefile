@@ -28,7 +28,7 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda
+.PHONY: all deps test check test-compilers demo bench crosscheck test-neon clean cuda test-cuda bench-cuda
 all: deps
 	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
 
@@ -132,6 +132,12 @@ build/w4a8_bench: tools/w4a8_bench.c w4a8.h | build
 
 bench: build/w4a8_bench
 	./build/w4a8_bench
+
+# What llama.cpp itself says about SmolLM2-135M (its tools built from the
+# llama-cpp-python sdist): writes tests/vectors/smollm2_llamacpp.txt and
+# prints a table. Not part of `make test`: about half an hour on 2 cores.
+crosscheck:
+	sh tools/crosscheck.sh
 
 # Optional: the NEON kernel, cross-built for AArch64 with the dot-product
 # extension and run under qemu when it is there (Debian: gcc-aarch64-linux-gnu
