@@ -52,7 +52,7 @@ table() {
             echo
         done
     done
-    echo "greedy ($(val greedy_n) tokens of \"$(val greedy_prompt)\"): $(val greedy_text | cut -c1-100)..."
+    printf '%s\n' "greedy ($(val greedy_n) tokens of \"$(val greedy_prompt)\"): $(val greedy_text | cut -c1-100)..."
 }
 if [ "$1" = --table ]; then [ -f "$OUT" ] && table; exit; fi
 
@@ -67,7 +67,7 @@ REC=$WORK/record.txt.tmp
 
 renice -n "${NICE:-10}" -p $$ >/dev/null 2>&1 || true # long runs on a shared machine
 : >"$REC"
-rec() { echo "$*" >>"$REC"; }
+rec() { printf "%s\n" "$*" >>"$REC"; }
 say() { echo "[crosscheck $(date -u +%H:%M:%S)] $*" >&2; }
 # step NAME CMD...: runs CMD with its output in $WORK/NAME.log and its wall
 # seconds in NAME.time, both written once it has succeeded.
@@ -116,7 +116,7 @@ bench_round() {
 ppl() { OMP_WAIT_POLICY=PASSIVE "$BIN/llama-perplexity" -f "$WIKI" -c $CTX -t "$THREADS" "$@"; }
 # final PPL and its +/- from a perplexity log; running value after N chunks
 ppl_final() { sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 \2/p' "$WORK/$1.log"; }
-ppl_after() { grep -o "\[$2\][0-9.]*" "$WORK/$1.log" | head -1 | sed 's/.*\]//'; }
+ppl_after() { grep -ao "\[$2\][0-9.]*" "$WORK/$1.log" | head -1 | sed 's/.*\]//'; }
 
 commit=unknown
 [ -e "$SRC/.git" ] && commit=$(git -C "$SRC" rev-parse HEAD)
@@ -211,12 +211,12 @@ while [ $r -le "$BENCH_ROUNDS" ]; do
     r=$((r + 1))
 done
 rec "bench_rounds $BENCH_ROUNDS"
-rec "bench_load $loads"
+rec "bench_load ${loads:-none}" # BENCH_ROUNDS=0: no benchmark
 # per model, threads and test: the median, min and max over rounds of llama-bench's mean tokens/s
-bench_summary "$(grep '^build_commit' "$WORK/bench_1.log")" "$WORK/bench.csv" >>"$REC"
+[ "$BENCH_ROUNDS" = 0 ] || bench_summary "$(grep '^build_commit' "$WORK/bench_1.log")" "$WORK/bench.csv" >>"$REC"
 
 # a key without a value means a tool's output no longer reads as expected
-empty=$(grep -v '^[^ ]* [^ ]' "$REC" | tr '\n' ' ')
+empty=$(grep -v '^[^ ]* .' "$REC" | tr '\n' ' ')
 [ -z "$empty" ] || { echo "crosscheck: no value for: $empty(see the logs in $WORK)" >&2; exit 1; }
 { echo "# What llama.cpp says about SmolLM2-135M-Instruct: written by tools/crosscheck.sh"
   echo "# on $(date -u '+%Y-%m-%d %H:%M UTC'); see tests/vectors/README.md for each key."
