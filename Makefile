@@ -28,7 +28,7 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all deps test check test-compilers demo bench bench-quant compare test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
+.PHONY: all deps test check test-compilers demo bench bench-quant compare crosscheck test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
 all: deps
 	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
 
@@ -169,6 +169,12 @@ bench-quant: build/w4a8_quant_bench
 # on 2 quiet cores, the first time longer: it builds ggml twice).
 compare: build/w4a8_bench
 	sh tools/compare.sh
+
+# What llama.cpp itself says about SmolLM2-135M (its tools built from the
+# llama-cpp-python sdist): writes tests/vectors/smollm2_llamacpp.txt and
+# prints a table. Not part of `make test`: about half an hour on 2 cores.
+crosscheck:
+	sh tools/crosscheck.sh
 
 # Optional: the NEON kernel, cross-built for AArch64 with the dot-product
 # extension and run under qemu when it is there (Debian: gcc-aarch64-linux-gnu
