@@ -148,14 +148,17 @@ FILE FORMAT (w4a8_layer_save; version W4A8_FORMAT_VERSION; little-endian)
    offset 0   "W4A8"            magic
           4   u32 version       W4A8_FORMAT_VERSION
           8   u64 N, u64 K, u64 G (group length, K for per-channel)
-         32   u32 flags         bit 0 asymmetric, 1 bias, 2 smooth, 3 smooth folded
+         32   u32 flags         bit 0 asymmetric, 1 bias, 2 smooth, 3 smooth folded,
+                                4 rotate (version 2)
          36   u32 act_mode, f32 act_scale, u32 method
          48   u8  codes[N][(K+1)/2]       portable layout
               f32 scales[N][groups]
               u8  zeros[N][groups]        only when asymmetric
               f32 smooth[K]               only with flag 2
               f32 bias[N]                 only with flag 1
+              u64 rotate_seed             only with flag 4
               u32 CRC-32 (IEEE) of every byte before it
+   Version 1 files (the same without flag 4) still load.
    The loader checks magic, version, shapes, exact length, checksum and every
    value's range, and returns a W4A8_ERR_FILE_* status otherwise.
 */
@@ -169,7 +172,7 @@ FILE FORMAT (w4a8_layer_save; version W4A8_FORMAT_VERSION; little-endian)
 #define W4A8_VERSION_MINOR 1
 #define W4A8_VERSION_PATCH 0
 #define W4A8_VERSION_STRING "0.1.0"
-#define W4A8_FORMAT_VERSION 1
+#define W4A8_FORMAT_VERSION 2
 
 #ifndef W4A8_API
 #if defined(W4A8_STATIC) && (defined(__GNUC__) || defined(__clang__))
@@ -301,6 +304,9 @@ typedef struct w4a8_layer {
     float act_scale;        /* per-tensor static scale; 0 when per token */
     w4a8_method method;     /* what produced it */
     w4a8_kernel kernel;     /* the GEMM it runs, resolved (never AUTO) */
+    int rotate;             /* 1: the forward multiplies X by Q first (>>rotate) */
+    uint64_t rotate_seed;
+    int8_t *rotate_plan;    /* private: H_m [m][m], then 1 where d_i = -1 [K] */
 } w4a8_layer;
 
 /* >>calibrate -------------------------------------------------------------- */
@@ -490,6 +496,42 @@ W4A8_API w4a8_status w4a8_quantize_activations(const float *X, size_t M, size_t 
                                                float static_scale, int8_t *codes, float *scales,
                                                int32_t *group_sums);
 
+/* >>rotate ----------------------------------------------------------------- */
+
+/* Orthogonal rotations (QuaRot): X W^T = (X Q)(W Q)^T for Q Q^T = I, so a
+   rotation of a layer's input spreads an outlier channel over every channel
+   without changing the function. Q = D H / sqrt(n), H = H_m (x) H_p, the
+   Kronecker product of a Hadamard matrix of order m carried by the header
+   and the Sylvester (Walsh) matrix of order p = 2^a; index i = i_m * p + i_p.
+   Supported n = 2^a * m with m in {1, 12, 20, 28, 36, 44, 52, 60, 108, 140,
+   156, 172} (40 = 20 * 2 and the like come out of the power of two), every
+   other n gives W4A8_ERR_UNSUPPORTED. H_m: Paley I (q = m - 1 prime: 12, 20,
+   44, 60, 108, 140), Paley II (q = m / 2 - 1 prime: 28, 36), Williamson
+   (52, 156, 172, first rows of the four circulants as data). D = diag(d):
+   seed 0 gives D = I (QuaRot's online transform); any other seed gives
+   d_i = -1 when the top bit of splitmix64's i-th output (state seed +
+   i * 0x9E3779B97F4A7C15, then the usual finalizer) is set, else +1: a
+   counter-based draw, the same on every platform. Transforms are sums and
+   differences in a fixed order and one multiply by (float)(1 / sqrt(n)):
+   the same bits on every kernel, compiler and thread count. */
+
+/* m for n (1 for a power of two), or W4A8_ERR_UNSUPPORTED. */
+W4A8_API w4a8_status w4a8_hadamard_order(size_t n, size_t *m);
+/* The unnormalized matrix D H, H[n][n] with entries +1 / -1. */
+W4A8_API w4a8_status w4a8_hadamard_matrix(size_t n, uint64_t seed, int8_t *H);
+/* Y[M][n] = X[M][n] Q, or X Q^T with inverse = 1 (Y may be X): O(n log p + n m)
+   per row. NaN or Inf in X gives W4A8_ERR_NONFINITE, Y untouched. */
+W4A8_API w4a8_status w4a8_hadamard(const float *X, size_t M, size_t n, uint64_t seed, int inverse, float *Y);
+/* A weight W[N][K] for rotated inputs: W <- W Q (input side, Q of order K),
+   so that (X Q) W'^T = X W^T. */
+W4A8_API w4a8_status w4a8_rotate_input(float *W, size_t N, size_t K, uint64_t seed);
+/* A weight whose outputs feed a rotated stream: W <- Q^T W (output side, Q of
+   order N), so that X W'^T = (X W^T) Q. */
+W4A8_API w4a8_status w4a8_rotate_output(float *W, size_t N, size_t K, uint64_t seed);
+/* A copy of layer that takes X instead of X Q: its forward rotates first.
+   For a layer quantized (by any method) from W Q and calibrated on X Q. */
+W4A8_API w4a8_status w4a8_layer_rotated(const w4a8_layer *layer, uint64_t seed, w4a8_layer **out);
+
 /* >>layer ------------------------------------------------------------------ */
 
 /* Everything to build a layer from codes a method (yours or ours) produced. */
@@ -506,6 +548,9 @@ typedef struct w4a8_layer_desc {
     float act_scale;        /* > 0 when per tensor */
     w4a8_method method;
     w4a8_kernel kernel;
+    int rotate;             /* 1: the forward multiplies X by Q (>>rotate, order K) before
+                               anything else; codes are those of W Q */
+    uint64_t rotate_seed;   /* Q's seed (0: D = I) */
 } w4a8_layer_desc;
 
 W4A8_API w4a8_status w4a8_layer_create(const w4a8_layer_desc *desc, w4a8_layer **out);
@@ -1367,6 +1412,219 @@ W4A8_IMPL w4a8_status w4a8_quantize_activations(const float *X, size_t M, size_t
                                codes, scales, group_sums);
 }
 
+/* >>rotate ----------------------------------------------------------------- */
+
+/* The orders carried, by the odd part of m (every m is 4 * odd). */
+static const size_t w4a8__had_orders[] = { 12, 20, 28, 36, 44, 52, 60, 108, 140, 156, 172 };
+
+/* Williamson matrices: first rows of the symmetric circulants A, B, C, D
+   (A^2 + B^2 + C^2 + D^2 = m I), as in Sloane's library of Hadamard
+   matrices (had.52.will from a search here, had.156.will and had.172.will
+   as QuaRot ships them); H = [A B C D; -B A -D C; -C D A -B; -D -C B A]. */
+static const char *const w4a8__williamson[3][4] = {
+    { "++----------+", "++-++----++-+", "--++-+--+-++-", "+-+-++--++-+-" },
+    { "+++--+-+-----+--++----++--+-----+-+--++", "++++---+--++----+-+--+-+----++--+---+++",
+      "+++--++-+---+-+--+----+--+-+---+-++--++", "+---++-+-+-----+++-++-+++-----+-+-++---" },
+    { "+---++--++++-+-+++-++--++-+++-+-++++--++---", "++-++++++----+-+--++-++-++--+-+----++++++-+",
+      "+++-+-++--+-+-++++-+----+-++++-+-+--++-+-++", "++---++++-+--+--++--------++--+--+-++++---+" }
+};
+
+/* Quadratic character of a modulo the prime q (q < 256). */
+W4A8_PRIVATE int w4a8__chi(size_t a, size_t q) {
+    size_t x;
+    a %= q;
+    if (a == 0) return 0;
+    for (x = 1; x < q; x++)
+        if (x * x % q == a) return 1;
+    return -1;
+}
+
+/* The order-m matrix of the list above into H[m][m]. */
+W4A8_PRIVATE void w4a8__had_fill(size_t m, int8_t *H) {
+    size_t i, j, q;
+    if (m == 52 || m == 156 || m == 172) {
+        const char *const *w = w4a8__williamson[m == 52 ? 0 : m == 156 ? 1 : 2];
+        /* block (r, c) is sign[r][c] * circulant idx[r][c] */
+        static const int idx[4][4] = { { 0, 1, 2, 3 }, { 1, 0, 3, 2 }, { 2, 3, 0, 1 }, { 3, 2, 1, 0 } };
+        static const int sgn[4][4] = { { 1, 1, 1, 1 }, { -1, 1, -1, 1 }, { -1, 1, 1, -1 }, { -1, -1, 1, 1 } };
+        size_t b = m / 4;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++) {
+                size_t r = i / b, c = j / b, shift = (j % b + b - i % b) % b;
+                H[i * m + j] = (int8_t)(sgn[r][c] * (w[idx[r][c]][shift] == '+' ? 1 : -1));
+            }
+    } else if (m == 28 || m == 36) {
+        /* Paley II: C = [0 1; 1 Q] (Q_ij = chi(j - i), symmetric for q = 1 mod 4),
+           H = C (x) [1 1; 1 -1] + I (x) [1 -1; -1 -1]. */
+        q = m / 2 - 1;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++) {
+                size_t a = i / 2, b = j / 2;
+                int c = a == b ? 0 : (a == 0 || b == 0) ? 1 : w4a8__chi(b + q - a, q);
+                int e = (i & 1) && (j & 1) ? -1 : 1;
+                H[i * m + j] = (int8_t)(a == b ? ((i & 1) || (j & 1) ? -1 : 1) : c * e);
+            }
+    } else {
+        /* Paley I: H = I + [0 1; -1 Q], Q_ij = chi(j - i), skew for q = 3 mod 4. */
+        q = m - 1;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++)
+                H[i * m + j] = (int8_t)(i == j ? 1 : i == 0 ? 1 : j == 0 ? -1 : w4a8__chi(j + q - i, q));
+    }
+}
+
+W4A8_IMPL w4a8_status w4a8_hadamard_order(size_t n, size_t *m) {
+    size_t i, o;
+    if (!m) return W4A8_ERR_NULL_ARG;
+    if (n == 0) return W4A8_ERR_SHAPE;
+    for (o = n; o % 2 == 0; o /= 2) {}
+    if (o == 1) {
+        *m = 1;
+        return W4A8_OK;
+    }
+    for (i = 0; i < sizeof w4a8__had_orders / sizeof *w4a8__had_orders; i++)
+        if (w4a8__had_orders[i] / 4 == o && n % w4a8__had_orders[i] == 0) {
+            *m = w4a8__had_orders[i];
+            return W4A8_OK;
+        }
+    return W4A8_ERR_UNSUPPORTED;
+}
+
+/* d_i = -1 when this is 1. */
+W4A8_PRIVATE int w4a8__had_negate(uint64_t seed, size_t i) {
+    uint64_t state = seed + 0x9E3779B97F4A7C15ull * (uint64_t)i;
+    return seed != 0 && (w4a8__rand(&state) >> 63) != 0;
+}
+
+/* A transform of order n: H_m and the signs, in one allocation
+   ([m][m] when m > 1, then [n]); the layer keeps it as rotate_plan. */
+typedef struct w4a8__had {
+    size_t n, m, p;
+    const int8_t *Hm, *neg;
+    float scale;
+} w4a8__had;
+
+W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int8_t **owned, w4a8__had *h) {
+    size_t m, i, mm;
+    int8_t *b;
+    w4a8_status st = w4a8_hadamard_order(n, &m);
+    if (st != W4A8_OK) return st;
+    mm = m > 1 ? m * m : 0;
+    if (n > (size_t)-1 - mm) return W4A8_ERR_OVERFLOW;
+    if (!(b = (int8_t *)W4A8_MALLOC(mm + n))) return W4A8_ERR_NOMEM;
+    if (m > 1) w4a8__had_fill(m, b);
+    for (i = 0; i < n; i++) b[mm + i] = (int8_t)w4a8__had_negate(seed, i);
+    h->n = n, h->m = m, h->p = n / m;
+    h->Hm = m > 1 ? b : NULL;
+    h->neg = b + mm;
+    h->scale = (float)(1.0 / sqrt((double)n));
+    *owned = b;
+    return W4A8_OK;
+}
+
+/* One row: y = x Q (or x Q^T), tmp[n] scratch (unused when m == 1); y may be x. */
+W4A8_PRIVATE void w4a8__had_row(const w4a8__had *h, int inverse, const float *x, float *y, float *tmp) {
+    size_t n = h->n, m = h->m, p = h->p, len, i, j, b;
+    float *t = m > 1 ? tmp : y;
+    for (i = 0; i < n; i++) t[i] = !inverse && h->neg[i] ? -x[i] : x[i];
+    for (b = 0; b < n; b += p) /* H_p on each of the m blocks: Sylvester butterflies */
+        for (len = 1; len < p; len <<= 1)
+            for (i = b; i < b + p; i += 2 * len)
+                for (j = i; j < i + len; j++) {
+                    float u = t[j], v = t[j + len];
+                    t[j] = u + v;
+                    t[j + len] = u - v;
+                }
+    if (m > 1) /* y[jm][.] = sum over im of H_m[im][jm] t[im][.] (H_m^T for x Q^T's H^T) */
+        for (b = 0; b < m; b++) {
+            float *yr = y + b * p;
+            for (i = 0; i < m; i++) {
+                const float *tr = t + i * p;
+                int s = inverse ? h->Hm[b * m + i] : h->Hm[i * m + b];
+                if (i == 0)
+                    for (j = 0; j < p; j++) yr[j] = s > 0 ? tr[j] : -tr[j];
+                else if (s > 0)
+                    for (j = 0; j < p; j++) yr[j] += tr[j];
+                else
+                    for (j = 0; j < p; j++) yr[j] -= tr[j];
+            }
+        }
+    for (i = 0; i < n; i++) y[i] = inverse && h->neg[i] ? -(y[i] * h->scale) : y[i] * h->scale;
+}
+
+/* Every row of X[M][n] into Y (Y may be X); tmp[M][n] when m > 1. Threads take rows. */
+W4A8_PRIVATE void w4a8__had_rows(const w4a8__had *h, int inverse, const float *X, size_t M, float *Y, float *tmp) {
+    ptrdiff_t r;
+    W4A8__OMP_FOR_IF(M > 1)
+    for (r = 0; r < (ptrdiff_t)M; r++)
+        w4a8__had_row(h, inverse, X + (size_t)r * h->n, Y + (size_t)r * h->n, tmp ? tmp + (size_t)r * h->n : NULL);
+}
+
+W4A8_IMPL w4a8_status w4a8_hadamard_matrix(size_t n, uint64_t seed, int8_t *H) {
+    size_t m, p, i, j, nn;
+    int8_t *Hm;
+    w4a8_status st;
+    if (!H) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8_hadamard_order(n, &m)) != W4A8_OK) return st;
+    if (w4a8__mul(n, n, &nn)) return W4A8_ERR_OVERFLOW;
+    if (!(Hm = (int8_t *)W4A8_MALLOC(m * m))) return W4A8_ERR_NOMEM;
+    if (m > 1) w4a8__had_fill(m, Hm);
+    else Hm[0] = 1;
+    p = n / m;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) {
+            int s = Hm[i / p * m + j / p];
+            size_t bits = i % p & j % p;
+            while (bits) { /* Sylvester: (-1)^popcount(i_p & j_p) */
+                s = -s;
+                bits &= bits - 1;
+            }
+            H[i * n + j] = (int8_t)(w4a8__had_negate(seed, i) ? -s : s);
+        }
+    W4A8_FREE(Hm);
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_hadamard(const float *X, size_t M, size_t n, uint64_t seed, int inverse, float *Y) {
+    w4a8__had h;
+    int8_t *plan = NULL;
+    float *tmp = NULL;
+    size_t mn;
+    w4a8_status st;
+    if (!X || !Y) return W4A8_ERR_NULL_ARG;
+    if (M == 0 || n == 0) return W4A8_ERR_SHAPE;
+    if (w4a8__mul(M, n, &mn)) return W4A8_ERR_OVERFLOW;
+    if (!w4a8__all_finite(X, mn)) return W4A8_ERR_NONFINITE;
+    if ((st = w4a8__had_plan(n, seed, &plan, &h)) != W4A8_OK) return st;
+    if (h.m > 1 && !(tmp = (float *)w4a8__alloc(mn, sizeof(float)))) st = W4A8_ERR_NOMEM;
+    else w4a8__had_rows(&h, inverse != 0, X, M, Y, tmp);
+    W4A8_FREE(tmp);
+    W4A8_FREE(plan);
+    return st;
+}
+
+W4A8_IMPL w4a8_status w4a8_rotate_input(float *W, size_t N, size_t K, uint64_t seed) {
+    return w4a8_hadamard(W, N, K, seed, 0, W);
+}
+
+W4A8_IMPL w4a8_status w4a8_rotate_output(float *W, size_t N, size_t K, uint64_t seed) {
+    float *T;
+    size_t n, k, nk;
+    w4a8_status st;
+    if (!W) return W4A8_ERR_NULL_ARG;
+    if (N == 0 || K == 0) return W4A8_ERR_SHAPE;
+    if (w4a8__mul(N, K, &nk)) return W4A8_ERR_OVERFLOW;
+    if (!(T = (float *)w4a8__alloc(nk, sizeof(float)))) return W4A8_ERR_NOMEM;
+    /* Q^T W = (W^T Q)^T: rotate the columns as rows. */
+    for (n = 0; n < N; n++)
+        for (k = 0; k < K; k++) T[k * N + n] = W[n * K + k];
+    st = w4a8_hadamard(T, K, N, seed, 0, T);
+    for (n = 0; st == W4A8_OK && n < N; n++)
+        for (k = 0; k < K; k++) W[n * K + k] = T[k * N + n];
+    W4A8_FREE(T);
+    return st;
+}
+
 /* >>gemm ------------------------------------------------------------------- */
 
 /* The float epilogue every kernel shares: one group's int32 sum into y. */
@@ -1777,6 +2035,7 @@ W4A8_IMPL void w4a8_layer_free(w4a8_layer *L) {
     W4A8_FREE(L->bias);
     W4A8_FREE(L->smooth);
     W4A8_FREE(L->smooth_inv);
+    W4A8_FREE(L->rotate_plan);
     W4A8_FREE(L);
 }
 
@@ -1821,6 +2080,7 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         if (!w4a8__valid_scale(d->smooth[i])) return W4A8_ERR_RANGE;
     for (i = 0; i < d->N * d->K; i++)
         if (d->codes[i] > 15) return W4A8_ERR_RANGE;
+    if (d->rotate && (st = w4a8_hadamard_order(d->K, &i)) != W4A8_OK) return st;
 
     L = (w4a8_layer *)W4A8_MALLOC(sizeof *L);
     if (!L) return W4A8_ERR_NOMEM;
@@ -1843,8 +2103,14 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         L->smooth = (float *)w4a8__alloc(d->K, sizeof(float));
         L->smooth_inv = (float *)w4a8__alloc(d->K, sizeof(float));
     }
+    if (d->rotate) {
+        w4a8__had h;
+        L->rotate = 1;
+        L->rotate_seed = d->rotate_seed;
+        st = w4a8__had_plan(d->K, d->rotate_seed, &L->rotate_plan, &h);
+    }
     if (!L->packed || !L->scales || !L->zeros || (d->bias && !L->bias) ||
-        (d->smooth && (!L->smooth || !L->smooth_inv))) {
+        (d->smooth && (!L->smooth || !L->smooth_inv)) || st != W4A8_OK) {
         w4a8_layer_free(L);
         return W4A8_ERR_NOMEM;
     }
@@ -1868,6 +2134,24 @@ W4A8_IMPL w4a8_status w4a8_layer_codes(const w4a8_layer *L, uint8_t *codes) {
     if (L->kernel == W4A8_KERNEL_SCALAR) return w4a8_unpack_int4(L->packed, L->N, L->K, codes);
     w4a8__blocked_convert(codes, NULL, NULL, L->N, L->K, L->G, L->groups, L->asymmetric, L->packed, 0);
     return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_rotated(const w4a8_layer *L, uint64_t seed, w4a8_layer **out) {
+    w4a8_layer_desc d;
+    uint8_t *codes;
+    w4a8_status st;
+    if (!L || !out) return W4A8_ERR_NULL_ARG;
+    if (L->rotate) return W4A8_ERR_CONFIG; /* one rotation per layer */
+    if (!(codes = (uint8_t *)w4a8__alloc(L->N, L->K))) return W4A8_ERR_NOMEM;
+    w4a8_layer_codes(L, codes);
+    memset(&d, 0, sizeof d);
+    d.N = L->N, d.K = L->K, d.group_size = L->G, d.asymmetric = L->asymmetric;
+    d.codes = codes, d.scales = L->scales, d.zeros = L->zeros, d.bias = L->bias, d.smooth = L->smooth;
+    d.smooth_folded = L->smooth_folded, d.act_mode = L->act_mode, d.act_scale = L->act_scale;
+    d.method = L->method, d.kernel = L->kernel, d.rotate = 1, d.rotate_seed = seed;
+    st = w4a8_layer_create(&d, out);
+    W4A8_FREE(codes);
+    return st;
 }
 
 /* >>methods ---------------------------------------------------------------- */
@@ -2891,14 +3175,16 @@ W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, co
 /* >>layer (forward) ---------------------------------------------------------- */
 
 /* Workspace: codes [M][K], then scales [M], then group sums [M][groups],
+   then for a rotating layer X Q and the transform's scratch [2][M][K] floats,
    each part starting on a 64-byte boundary. */
-W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, size_t part[3]) {
-    size_t bytes[3], i;
-    memset(part, 0, 3 * sizeof *part); /* set on every path: g++ -O3 (nvcc's host) cannot tell otherwise */
+W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, size_t part[4]) {
+    size_t bytes[4], i;
+    memset(part, 0, 4 * sizeof *part); /* set on every path: g++ -O3 (nvcc's host) cannot tell otherwise */
     if (w4a8__mul(M, L->K, &bytes[0]) || w4a8__mul(M, sizeof(float), &bytes[1]) ||
-        w4a8__mul(M, L->groups, &bytes[2]) || w4a8__mul(bytes[2], sizeof(int32_t), &bytes[2]))
+        w4a8__mul(M, L->groups, &bytes[2]) || w4a8__mul(bytes[2], sizeof(int32_t), &bytes[2]) ||
+        w4a8__mul(bytes[0], L->rotate ? 2 * sizeof(float) : 0, &bytes[3]))
         return W4A8_ERR_OVERFLOW;
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         if (bytes[i] > (size_t)-1 - 63) return W4A8_ERR_OVERFLOW;
         part[i] = (bytes[i] + 63) & ~(size_t)63;
     }
@@ -2906,24 +3192,46 @@ W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, si
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_workspace_size(const w4a8_layer *L, size_t M, size_t *bytes) {
-    size_t part[3];
+    size_t part[4];
     w4a8_status st;
     if (!L || !bytes) return W4A8_ERR_NULL_ARG;
     if (M == 0) return W4A8_ERR_SHAPE;
     if ((st = w4a8__workspace_parts(L, M, part)) != W4A8_OK) return st;
-    if (part[0] > (size_t)-1 - part[1] - part[2] - 64) return W4A8_ERR_OVERFLOW;
-    *bytes = part[0] + part[1] + part[2] + 64; /* + 64: room to align the start */
+    if (part[1] + part[2] > (size_t)-1 - part[3] - 64 || part[0] > (size_t)-1 - part[1] - part[2] - part[3] - 64)
+        return W4A8_ERR_OVERFLOW;
+    *bytes = part[0] + part[1] + part[2] + part[3] + 64; /* + 64: room to align the start */
     return W4A8_OK;
+}
+
+/* A rotating layer's input: X Q into R[M][K] (tmp[M][K] scratch), with the
+   shared float code, so every kernel quantizes the same floats. */
+W4A8_PRIVATE const float *w4a8__layer_input(const w4a8_layer *L, const float *X, size_t M, float *R, float *tmp) {
+    w4a8__had h;
+    size_t m = 1;
+    if (!L->rotate) return X;
+    w4a8_hadamard_order(L->K, &m); /* checked when the layer was built */
+    h.n = L->K, h.m = m, h.p = L->K / m;
+    h.Hm = m > 1 ? L->rotate_plan : NULL;
+    h.neg = L->rotate_plan + (m > 1 ? m * m : 0);
+    h.scale = (float)(1.0 / sqrt((double)L->K));
+    w4a8__had_rows(&h, 0, X, M, R, tmp);
+    return R;
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_quantize_activations(const w4a8_layer *L, const float *X, size_t M,
                                                       int8_t *codes, float *scales, int32_t *group_sums) {
     size_t mk;
+    float *R = NULL;
+    w4a8_status st;
     if (!L || !X || !codes || !scales || !group_sums) return W4A8_ERR_NULL_ARG;
     if (M == 0) return W4A8_ERR_SHAPE;
     if (w4a8__mul(M, L->K, &mk)) return W4A8_ERR_OVERFLOW;
-    return w4a8__quantize_acts(L->kernel, 1, X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
-                               L->act_scale, codes, scales, group_sums);
+    if (L->rotate && !(R = (float *)w4a8__alloc(mk, 2 * sizeof(float)))) return W4A8_ERR_NOMEM;
+    st = w4a8__quantize_acts(L->kernel, 1, w4a8__layer_input(L, X, M, R, R + (R ? mk : 0)), M, L->K, L->G,
+                             L->smooth_folded ? NULL : L->smooth_inv, L->act_mode, L->act_scale, codes, scales,
+                             group_sums);
+    W4A8_FREE(R);
+    return st;
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, const float *scales,
@@ -2938,8 +3246,9 @@ W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, 
 
 W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, size_t M, float *Y,
                                          void *workspace, size_t workspace_bytes) {
-    size_t need, part[3];
+    size_t need, part[4];
     unsigned char *ws, *owned = NULL;
+    float *R;
     w4a8_status st;
     if (!L || !X || !Y) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8_layer_workspace_size(L, M, &need)) != W4A8_OK) return st;
@@ -2951,6 +3260,8 @@ W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, si
     }
     ws = (unsigned char *)workspace + ((64 - (uintptr_t)workspace % 64) % 64);
     /* The workspace is scratch: one pass, no validation pass before it. */
+    R = (float *)(ws + part[0] + part[1] + part[2]);
+    X = w4a8__layer_input(L, X, M, R, R + M * L->K);
     st = w4a8__quantize_acts(L->kernel, 0, X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
                              L->act_scale, (int8_t *)ws, (float *)(ws + part[0]), (int32_t *)(ws + part[0] + part[1]));
     if (st == W4A8_OK)
@@ -2967,6 +3278,7 @@ W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, si
 #define W4A8__FLAG_BIAS 2u
 #define W4A8__FLAG_SMOOTH 4u
 #define W4A8__FLAG_SMOOTH_FOLDED 8u
+#define W4A8__FLAG_ROTATE 16u
 
 /* CRC-32 (IEEE 802.3, reflected), four bits at a time: small and table-light. */
 W4A8_PRIVATE uint32_t w4a8__crc32(const unsigned char *p, size_t n) {
@@ -3022,16 +3334,17 @@ W4A8_PRIVATE void w4a8__get_floats(const unsigned char *p, float *x, size_t n) {
 }
 
 /* Bytes of each payload section, in file order; 0 for an absent one. */
-W4A8_PRIVATE w4a8_status w4a8__file_sections(size_t N, size_t K, size_t groups, uint32_t flags, size_t s[5],
+W4A8_PRIVATE w4a8_status w4a8__file_sections(size_t N, size_t K, size_t groups, uint32_t flags, size_t s[6],
                                              size_t *total) {
     size_t i, sum = W4A8__HEADER_BYTES + 4;
+    s[5] = flags & W4A8__FLAG_ROTATE ? 8 : 0;
     if (w4a8__mul(N, (K + 1) / 2, &s[0]) || w4a8__mul(N, groups, &s[2]) || w4a8__mul(s[2], 4, &s[1]) ||
         w4a8__mul(K, 4, &s[3]) || w4a8__mul(N, 4, &s[4]))
         return W4A8_ERR_OVERFLOW;
     if (!(flags & W4A8__FLAG_ASYMMETRIC)) s[2] = 0;
     if (!(flags & W4A8__FLAG_SMOOTH)) s[3] = 0;
     if (!(flags & W4A8__FLAG_BIAS)) s[4] = 0;
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         if (s[i] > (size_t)-1 - sum) return W4A8_ERR_OVERFLOW;
         sum += s[i];
     }
@@ -3041,17 +3354,18 @@ W4A8_PRIVATE w4a8_status w4a8__file_sections(size_t N, size_t K, size_t groups, 
 
 W4A8_PRIVATE uint32_t w4a8__layer_flags(const w4a8_layer *L) {
     return (L->asymmetric ? W4A8__FLAG_ASYMMETRIC : 0u) | (L->bias ? W4A8__FLAG_BIAS : 0u) |
-           (L->smooth ? W4A8__FLAG_SMOOTH : 0u) | (L->smooth_folded ? W4A8__FLAG_SMOOTH_FOLDED : 0u);
+           (L->smooth ? W4A8__FLAG_SMOOTH : 0u) | (L->smooth_folded ? W4A8__FLAG_SMOOTH_FOLDED : 0u) |
+           (L->rotate ? W4A8__FLAG_ROTATE : 0u);
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_save_size(const w4a8_layer *L, size_t *bytes) {
-    size_t s[5];
+    size_t s[6];
     if (!L || !bytes) return W4A8_ERR_NULL_ARG;
     return w4a8__file_sections(L->N, L->K, L->groups, w4a8__layer_flags(L), s, bytes);
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_save_mem(const w4a8_layer *L, void *buffer, size_t bytes) {
-    size_t s[5], total, ng;
+    size_t s[6], total, ng;
     uint32_t flags;
     uint8_t *codes;
     unsigned char *p = (unsigned char *)buffer;
@@ -3086,6 +3400,8 @@ W4A8_IMPL w4a8_status w4a8_layer_save_mem(const w4a8_layer *L, void *buffer, siz
     p += s[3];
     if (s[4]) w4a8__put_floats(p, L->bias, L->N);
     p += s[4];
+    if (s[5]) w4a8__put_u64(p, L->rotate_seed);
+    p += s[5];
     w4a8__put_u32(p, w4a8__crc32((const unsigned char *)buffer, total - 4));
     return W4A8_OK;
 }
@@ -3095,7 +3411,7 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
     const unsigned char *b = (const unsigned char *)buffer, *p;
     uint64_t N64, K64, G64;
     uint32_t flags, version, mode, method;
-    size_t N, K, G, groups, ng, s[5], total;
+    size_t N, K, G, groups, ng, s[6], total;
     w4a8_layer_desc d;
     uint8_t *codes = NULL, *zeros = NULL;
     float *scales = NULL, *smooth = NULL, *bias = NULL;
@@ -3105,7 +3421,7 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
     if (memcmp(b, "W4A8", 4) != 0) return W4A8_ERR_FILE_FORMAT;
     if (bytes < 8) return W4A8_ERR_FILE_TRUNCATED;
     version = w4a8__get_u32(b + 4);
-    if (version != W4A8_FORMAT_VERSION) return W4A8_ERR_FILE_VERSION;
+    if (version != 1 && version != W4A8_FORMAT_VERSION) return W4A8_ERR_FILE_VERSION;
     if (bytes < W4A8__HEADER_BYTES + 4) return W4A8_ERR_FILE_TRUNCATED;
     N64 = w4a8__get_u64(b + 8);
     K64 = w4a8__get_u64(b + 16);
@@ -3114,7 +3430,7 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
     mode = w4a8__get_u32(b + 36);
     method = w4a8__get_u32(b + 44);
     if (N64 == 0 || K64 == 0 || G64 == 0 || G64 > K64 || G64 > W4A8_MAX_GROUP || N64 > (size_t)-1 ||
-        K64 > (size_t)-1 || (flags & ~15u) || mode > 1 || method >= W4A8_METHOD_COUNT)
+        K64 > (size_t)-1 || (flags & ~(version == 1 ? 15u : 31u)) || mode > 1 || method >= W4A8_METHOD_COUNT)
         return W4A8_ERR_FILE_FORMAT;
     N = (size_t)N64;
     K = (size_t)K64;
@@ -3158,6 +3474,10 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
         if (s[3]) w4a8__get_floats(p, smooth, K);
         p += s[3];
         if (s[4]) w4a8__get_floats(p, bias, N);
+        p += s[4];
+        d.rotate = s[5] != 0;
+        if (s[5]) d.rotate_seed = w4a8__get_u64(p);
+        if (d.rotate && w4a8_hadamard_order(K, &n) != W4A8_OK) st = W4A8_ERR_FILE_FORMAT;
     }
     d.codes = codes;
     d.scales = scales;
