@@ -306,7 +306,7 @@ typedef struct w4a8_layer {
     w4a8_kernel kernel;     /* the GEMM it runs, resolved (never AUTO) */
     int rotate;             /* 1: the forward multiplies X by Q first (>>rotate) */
     uint64_t rotate_seed;
-    int8_t *rotate_plan;    /* private: H_m [m][m], then 1 where d_i = -1 [K] */
+    void *rotate_plan;      /* private: the transform's tables */
 } w4a8_layer;
 
 /* >>calibrate -------------------------------------------------------------- */
@@ -1496,68 +1496,124 @@ W4A8_PRIVATE int w4a8__had_negate(uint64_t seed, size_t i) {
     return seed != 0 && (w4a8__rand(&state) >> 63) != 0;
 }
 
-/* A transform of order n: H_m and the signs, in one allocation
-   ([m][m] when m > 1, then [n]); the layer keeps it as rotate_plan. */
+/* A transform of order n, in one allocation: this struct, H_m (or H_m^T
+   for x Q^T) as floats [m][m], the signs [n]; the layer keeps it as rotate_plan. */
 typedef struct w4a8__had {
     size_t n, m, p;
-    const int8_t *Hm, *neg;
-    float scale;
+    int inverse;
+    const float *Hm;        /* NULL when m == 1 */
+    const unsigned char *neg; /* 1 where d_i = -1 */
+    float scale;            /* (float)(1 / sqrt(n)) */
 } w4a8__had;
 
-W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int8_t **owned, w4a8__had *h) {
-    size_t m, i, mm;
-    int8_t *b;
+W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4a8__had **out) {
+    size_t m, i, j, mm, bytes;
+    unsigned char *b;
+    float *Hf;
+    w4a8__had *h;
     w4a8_status st = w4a8_hadamard_order(n, &m);
     if (st != W4A8_OK) return st;
     mm = m > 1 ? m * m : 0;
-    if (n > (size_t)-1 - mm) return W4A8_ERR_OVERFLOW;
-    if (!(b = (int8_t *)W4A8_MALLOC(mm + n))) return W4A8_ERR_NOMEM;
-    if (m > 1) w4a8__had_fill(m, b);
-    for (i = 0; i < n; i++) b[mm + i] = (int8_t)w4a8__had_negate(seed, i);
-    h->n = n, h->m = m, h->p = n / m;
-    h->Hm = m > 1 ? b : NULL;
-    h->neg = b + mm;
+    bytes = sizeof(w4a8__had) + mm * sizeof(float);
+    if (n > (size_t)-1 - bytes) return W4A8_ERR_OVERFLOW;
+    if (!(b = (unsigned char *)W4A8_MALLOC(bytes + n))) return W4A8_ERR_NOMEM;
+    h = (w4a8__had *)b;
+    Hf = (float *)(b + sizeof(w4a8__had)); /* the struct's size keeps floats aligned */
+    if (m > 1) {
+        int8_t *H = (int8_t *)W4A8_MALLOC(mm);
+        if (!H) {
+            W4A8_FREE(b);
+            return W4A8_ERR_NOMEM;
+        }
+        w4a8__had_fill(m, H);
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++) Hf[i * m + j] = (float)(inverse ? H[j * m + i] : H[i * m + j]);
+        W4A8_FREE(H);
+    }
+    h->n = n, h->m = m, h->p = n / m, h->inverse = inverse;
+    h->Hm = m > 1 ? Hf : NULL;
+    h->neg = b + bytes;
+    for (i = 0; i < n; i++) b[bytes + i] = (unsigned char)w4a8__had_negate(seed, i);
     h->scale = (float)(1.0 / sqrt((double)n));
-    *owned = b;
+    *out = h;
     return W4A8_OK;
 }
 
-/* One row: y = x Q (or x Q^T), tmp[n] scratch (unused when m == 1); y may be x. */
-W4A8_PRIVATE void w4a8__had_row(const w4a8__had *h, int inverse, const float *x, float *y, float *tmp) {
-    size_t n = h->n, m = h->m, p = h->p, len, i, j, b;
+/* y[0..m) = x[0..m) H (H[m][m] of +-1): each y_j sums x_i H_ij over i in
+   increasing order; eight columns at a time in registers. The products are
+   exact, so a fused multiply-add gives the same bits. */
+W4A8_PRIVATE void w4a8__had_dense(const float *H, size_t m, const float *x, float *y) {
+    size_t i, j, k;
+    for (j = 0; j + 8 <= m; j += 8) {
+        float a[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+        for (i = 0; i < m; i++) {
+            const float *h = H + i * m + j, s = x[i];
+            for (k = 0; k < 8; k++) a[k] += s * h[k];
+        }
+        for (k = 0; k < 8; k++) y[j + k] = a[k];
+    }
+    for (; j < m; j++) {
+        float a = 0.0f;
+        for (i = 0; i < m; i++) a += x[i] * H[i * m + j];
+        y[j] = a;
+    }
+}
+
+/* y[jm][.] = sum over im of H[im][jm] t[im][.], im increasing, for t and y
+   [m][p] with p a multiple of 8: eight columns at a time in registers. */
+W4A8_PRIVATE void w4a8__had_blocks(const float *H, size_t m, size_t p, const float *t, float *y) {
+    size_t im, jm, j, k;
+    for (jm = 0; jm < m; jm++)
+        for (j = 0; j < p; j += 8) {
+            float a[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+            for (im = 0; im < m; im++) {
+                const float *r = t + im * p + j, s = H[im * m + jm];
+                for (k = 0; k < 8; k++) a[k] += s * r[k];
+            }
+            for (k = 0; k < 8; k++) y[jm * p + j + k] = a[k];
+        }
+}
+
+/* One row: y = x Q (or x Q^T for an inverse plan); tmp[n] scratch (unused
+   when m == 1); y may be x. Every path adds in the same order for a given n,
+   so the layout choices below change speed, never bits. */
+W4A8_PRIVATE void w4a8__had_row(const w4a8__had *h, const float *x, float *y, float *tmp) {
+    size_t n = h->n, m = h->m, p = h->p, len, i, j, k, b;
     float *t = m > 1 ? tmp : y;
-    for (i = 0; i < n; i++) t[i] = !inverse && h->neg[i] ? -x[i] : x[i];
-    for (b = 0; b < n; b += p) /* H_p on each of the m blocks: Sylvester butterflies */
+    for (i = 0; i < n; i++) t[i] = !h->inverse && h->neg[i] ? -x[i] : x[i];
+    for (b = 0; b < n; b += p) /* H_p on each of the m blocks [m][p]: Sylvester butterflies */
         for (len = 1; len < p; len <<= 1)
             for (i = b; i < b + p; i += 2 * len)
-                for (j = i; j < i + len; j++) {
-                    float u = t[j], v = t[j + len];
-                    t[j] = u + v;
-                    t[j + len] = u - v;
-                }
-    if (m > 1) /* y[jm][.] = sum over im of H_m[im][jm] t[im][.] (H_m^T for x Q^T's H^T) */
-        for (b = 0; b < m; b++) {
-            float *yr = y + b * p;
-            for (i = 0; i < m; i++) {
-                const float *tr = t + i * p;
-                int s = inverse ? h->Hm[b * m + i] : h->Hm[i * m + b];
-                if (i == 0)
-                    for (j = 0; j < p; j++) yr[j] = s > 0 ? tr[j] : -tr[j];
-                else if (s > 0)
-                    for (j = 0; j < p; j++) yr[j] += tr[j];
+                if (len >= 8)
+                    for (j = i; j < i + len; j += 8) {
+                        float u[8], v[8];
+                        for (k = 0; k < 8; k++) u[k] = t[j + k], v[k] = t[j + len + k];
+                        for (k = 0; k < 8; k++) t[j + k] = u[k] + v[k], t[j + len + k] = u[k] - v[k];
+                    }
                 else
-                    for (j = 0; j < p; j++) yr[j] -= tr[j];
-            }
-        }
-    for (i = 0; i < n; i++) y[i] = inverse && h->neg[i] ? -(y[i] * h->scale) : y[i] * h->scale;
+                    for (j = i; j < i + len; j++) {
+                        float u = t[j], v = t[j + len];
+                        t[j] = u + v;
+                        t[j + len] = u - v;
+                    }
+    if (m > 1 && p >= 8) w4a8__had_blocks(h->Hm, m, p, t, y);
+    else if (m > 1) {
+        /* short blocks: to [p][m] in y, each row times H_m into tmp, back to [m][p] */
+        for (i = 0; i < m; i++)
+            for (j = 0; j < p; j++) y[j * m + i] = t[i * p + j];
+        for (j = 0; j < p; j++) w4a8__had_dense(h->Hm, m, y + j * m, tmp + j * m);
+        for (i = 0; i < m; i++)
+            for (j = 0; j < p; j++) y[i * p + j] = tmp[j * m + i];
+    }
+    for (i = 0; i < n; i++) y[i] = h->inverse && h->neg[i] ? -(y[i] * h->scale) : y[i] * h->scale;
 }
 
 /* Every row of X[M][n] into Y (Y may be X); tmp[M][n] when m > 1. Threads take rows. */
-W4A8_PRIVATE void w4a8__had_rows(const w4a8__had *h, int inverse, const float *X, size_t M, float *Y, float *tmp) {
+W4A8_PRIVATE void w4a8__had_rows(const w4a8__had *h, const float *X, size_t M, float *Y, float *tmp) {
     ptrdiff_t r;
     W4A8__OMP_FOR_IF(M > 1)
     for (r = 0; r < (ptrdiff_t)M; r++)
-        w4a8__had_row(h, inverse, X + (size_t)r * h->n, Y + (size_t)r * h->n, tmp ? tmp + (size_t)r * h->n : NULL);
+        w4a8__had_row(h, X + (size_t)r * h->n, Y + (size_t)r * h->n, tmp ? tmp + (size_t)r * h->n : NULL);
 }
 
 W4A8_IMPL w4a8_status w4a8_hadamard_matrix(size_t n, uint64_t seed, int8_t *H) {
@@ -1586,8 +1642,7 @@ W4A8_IMPL w4a8_status w4a8_hadamard_matrix(size_t n, uint64_t seed, int8_t *H) {
 }
 
 W4A8_IMPL w4a8_status w4a8_hadamard(const float *X, size_t M, size_t n, uint64_t seed, int inverse, float *Y) {
-    w4a8__had h;
-    int8_t *plan = NULL;
+    w4a8__had *h = NULL;
     float *tmp = NULL;
     size_t mn;
     w4a8_status st;
@@ -1595,11 +1650,11 @@ W4A8_IMPL w4a8_status w4a8_hadamard(const float *X, size_t M, size_t n, uint64_t
     if (M == 0 || n == 0) return W4A8_ERR_SHAPE;
     if (w4a8__mul(M, n, &mn)) return W4A8_ERR_OVERFLOW;
     if (!w4a8__all_finite(X, mn)) return W4A8_ERR_NONFINITE;
-    if ((st = w4a8__had_plan(n, seed, &plan, &h)) != W4A8_OK) return st;
-    if (h.m > 1 && !(tmp = (float *)w4a8__alloc(mn, sizeof(float)))) st = W4A8_ERR_NOMEM;
-    else w4a8__had_rows(&h, inverse != 0, X, M, Y, tmp);
+    if ((st = w4a8__had_plan(n, seed, inverse != 0, &h)) != W4A8_OK) return st;
+    if (h->m > 1 && !(tmp = (float *)w4a8__alloc(mn, sizeof(float)))) st = W4A8_ERR_NOMEM;
+    else w4a8__had_rows(h, X, M, Y, tmp);
     W4A8_FREE(tmp);
-    W4A8_FREE(plan);
+    W4A8_FREE(h);
     return st;
 }
 
@@ -2104,10 +2159,11 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         L->smooth_inv = (float *)w4a8__alloc(d->K, sizeof(float));
     }
     if (d->rotate) {
-        w4a8__had h;
+        w4a8__had *h = NULL;
         L->rotate = 1;
         L->rotate_seed = d->rotate_seed;
-        st = w4a8__had_plan(d->K, d->rotate_seed, &L->rotate_plan, &h);
+        st = w4a8__had_plan(d->K, d->rotate_seed, 0, &h);
+        L->rotate_plan = h;
     }
     if (!L->packed || !L->scales || !L->zeros || (d->bias && !L->bias) ||
         (d->smooth && (!L->smooth || !L->smooth_inv)) || st != W4A8_OK) {
@@ -3206,15 +3262,8 @@ W4A8_IMPL w4a8_status w4a8_layer_workspace_size(const w4a8_layer *L, size_t M, s
 /* A rotating layer's input: X Q into R[M][K] (tmp[M][K] scratch), with the
    shared float code, so every kernel quantizes the same floats. */
 W4A8_PRIVATE const float *w4a8__layer_input(const w4a8_layer *L, const float *X, size_t M, float *R, float *tmp) {
-    w4a8__had h;
-    size_t m = 1;
     if (!L->rotate) return X;
-    w4a8_hadamard_order(L->K, &m); /* checked when the layer was built */
-    h.n = L->K, h.m = m, h.p = L->K / m;
-    h.Hm = m > 1 ? L->rotate_plan : NULL;
-    h.neg = L->rotate_plan + (m > 1 ? m * m : 0);
-    h.scale = (float)(1.0 / sqrt((double)L->K));
-    w4a8__had_rows(&h, 0, X, M, R, tmp);
+    w4a8__had_rows((const w4a8__had *)L->rotate_plan, X, M, R, tmp);
     return R;
 }
 
