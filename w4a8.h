@@ -3595,6 +3595,9 @@ W4A8_IMPL w4a8_status w4a8_layer_load(const char *path, w4a8_kernel kernel, w4a8
 
 /*
 REVISION HISTORY
+   unreleased          Hadamard rotations (>>rotate: w4a8_hadamard, weight
+                       helpers, w4a8_layer_rotated), layers that rotate their
+                       input online; file format version 2 (reads version 1).
    0.1.0 (2026-11-28)  first release: calibration; RTN, SmoothQuant, AWQ,
                        GPTQ, FPTQ, AUTO and their GPTQ compositions; packing;
                        the scalar reference GEMM and bit-identical AVX2,

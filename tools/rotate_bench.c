@@ -1,7 +1,7 @@
 /* rotate_bench: what QuaRot's online Hadamard in front of w2 costs in the
    forward (issue: at most 5% at M = 1 and M = 512).
 
-       make build/rotate_bench && ./build/rotate_bench [--threads N] [--reps N]
+       make build/rotate_bench && ./build/rotate_bench [--reps N]
 
    For the linears of one transformer block of each model (wq, wk, wv, wo,
    w1, w3, w2; random weights, group 32, symmetric, per-token activations,
@@ -10,8 +10,10 @@
    share is (w2 rotated - w2 plain) / (sum of the seven plain forwards): the
    block's attention, norms and the classifier are left out of the
    denominator, so the share of a whole forward is smaller still. Each time
-   is the median of --reps calls (default 21) after a warm-up; w4a8_hadamard
-   alone on the M x hidden input is shown beside it. */
+   is the median of --reps calls (default 21) after a warm-up, on one thread,
+   in CPU time of that thread (CLOCK_THREAD_CPUTIME_ID), so that a shared,
+   loaded machine's preemptions do not count; w4a8_hadamard alone on the
+   M x hidden input (its tables built per call) is shown beside it. */
 #define _POSIX_C_SOURCE 200809L
 #define W4A8_IMPLEMENTATION
 #include "../w4a8.h"
@@ -26,7 +28,7 @@
 
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -84,17 +86,15 @@ int main(int argc, char **argv) {
         { "stories260K", 64, 172, 32 }, { "babyllama", 128, 352, 64 }, { "SmolLM2-135M", 576, 1536, 192 }
     };
     static const size_t Ms[] = { 1, 512 };
-    int reps = 21, threads = 1, i, mi, j;
-    for (i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-    }
-    if (reps < 1 || reps > 101 || threads < 1) {
-        fprintf(stderr, "rotate_bench: --reps 1..101, --threads >= 1\n");
+    int reps = 21, i, mi, j;
+    for (i = 1; i + 1 < argc; i += 2)
+        if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    if (reps < 1 || reps > 101) {
+        fprintf(stderr, "rotate_bench: --reps 1..101\n");
         return 2;
     }
 #ifdef _OPENMP
-    omp_set_num_threads(threads);
+    omp_set_num_threads(1);
 #endif
     printf("| model | M | block linears (ms) | w2 plain (ms) | w2 + online Hadamard (ms) | w4a8_hadamard alone (ms) | share |\n");
     printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
@@ -142,6 +142,6 @@ int main(int argc, char **argv) {
         for (j = 0; j < 7; j++) w4a8_layer_free(lin[j]);
         w4a8_layer_free(rot);
     }
-    printf("\n%d thread(s), median of %d calls\n", threads, reps);
+    printf("\n1 thread, CPU time, median of %d calls\n", reps);
     return 0;
 }
