@@ -1501,12 +1501,14 @@ W4A8_PRIVATE int w4a8__had_negate(uint64_t seed, size_t i) {
 typedef struct w4a8__had {
     size_t n, m, p;
     int inverse;
+    int avx512;             /* 1: the AVX-512 body (the same additions, 16 lanes) */
     const float *Hm;        /* NULL when m == 1 */
     const unsigned char *neg; /* 1 where d_i = -1 */
     float scale;            /* (float)(1 / sqrt(n)) */
 } w4a8__had;
 
-W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4a8__had **out) {
+W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4a8_kernel kernel,
+                                        w4a8__had **out) {
     size_t m, i, j, mm, bytes;
     unsigned char *b;
     float *Hf;
@@ -1531,6 +1533,7 @@ W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4
         W4A8_FREE(H);
     }
     h->n = n, h->m = m, h->p = n / m, h->inverse = inverse;
+    h->avx512 = kernel == W4A8_KERNEL_AVX512_VNNI && h->p >= 16;
     h->Hm = m > 1 ? Hf : NULL;
     h->neg = b + bytes;
     for (i = 0; i < n; i++) b[bytes + i] = (unsigned char)w4a8__had_negate(seed, i);
@@ -1574,15 +1577,11 @@ W4A8_PRIVATE void w4a8__had_blocks(const float *H, size_t m, size_t p, const flo
         }
 }
 
-/* One row: y = x Q (or x Q^T for an inverse plan); tmp[n] scratch (unused
-   when m == 1); y may be x. Every path adds in the same order for a given n,
-   so the layout choices below change speed, never bits. */
-W4A8_PRIVATE void w4a8__had_row(const w4a8__had *h, const float *x, float *y, float *tmp) {
-    size_t n = h->n, m = h->m, p = h->p, len, i, j, k, b;
-    float *t = m > 1 ? tmp : y;
-    for (i = 0; i < n; i++) t[i] = !h->inverse && h->neg[i] ? -x[i] : x[i];
-    for (b = 0; b < n; b += p) /* H_p on each of the m blocks [m][p]: Sylvester butterflies */
-        for (len = 1; len < p; len <<= 1)
+/* The butterflies of lengths 1, 2, 4 ... below len_end on the m blocks of t [m][p]. */
+W4A8_PRIVATE void w4a8__had_butterflies(float *t, size_t n, size_t p, size_t len_end) {
+    size_t b, len, i, j, k;
+    for (b = 0; b < n; b += p)
+        for (len = 1; len < len_end && len < p; len <<= 1)
             for (i = b; i < b + p; i += 2 * len)
                 if (len >= 8)
                     for (j = i; j < i + len; j += 8) {
@@ -1596,16 +1595,88 @@ W4A8_PRIVATE void w4a8__had_row(const w4a8__had *h, const float *x, float *y, fl
                         t[j] = u + v;
                         t[j + len] = u - v;
                     }
-    if (m > 1 && p >= 8) w4a8__had_blocks(h->Hm, m, p, t, y);
-    else if (m > 1) {
-        /* short blocks: to [p][m] in y, each row times H_m into tmp, back to [m][p] */
-        for (i = 0; i < m; i++)
-            for (j = 0; j < p; j++) y[j * m + i] = t[i * p + j];
-        for (j = 0; j < p; j++) w4a8__had_dense(h->Hm, m, y + j * m, tmp + j * m);
-        for (i = 0; i < m; i++)
-            for (j = 0; j < p; j++) y[i * p + j] = tmp[j * m + i];
+}
+
+W4A8__SIMD_BEGIN
+#ifdef W4A8__AVX512
+/* The blocks of length >= 16 of w4a8__had_row, 16 lanes at a time: each lane
+   does the scalar code's additions in its order (u + v, u - v; acc + r or
+   acc - r for H = +1 / -1, which is acc + H r exactly). */
+/* One butterfly level of length len < 16 inside a vector: the partner
+   lane's value (swap), then u + v in the lower lanes and u - v in the upper
+   ones, as (partner - self) there is exactly u - v. */
+#define W4A8__HAD_LEVEL(a, swapped, upper)                                                                   \
+    do {                                                                                                     \
+        __m512 s_ = (swapped);                                                                               \
+        a = _mm512_mask_blend_ps((__mmask16)(upper), _mm512_add_ps(a, s_), _mm512_sub_ps(s_, a));          \
+    } while (0)
+
+W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__had_row_avx512(const w4a8__had *h, float *t, float *y) {
+    size_t n = h->n, m = h->m, p = h->p, len, i, j, b, jm, im;
+    const __m512 scale = _mm512_set1_ps(h->scale);
+    for (i = 0; i < n; i += 16) { /* lengths 1, 2, 4, 8 in registers */
+        __m512 a = _mm512_loadu_ps(t + i);
+        W4A8__HAD_LEVEL(a, _mm512_permute_ps(a, 0xB1), 0xAAAA);
+        W4A8__HAD_LEVEL(a, _mm512_permute_ps(a, 0x4E), 0xCCCC);
+        W4A8__HAD_LEVEL(a, _mm512_shuffle_f32x4(a, a, 0xB1), 0xF0F0);
+        W4A8__HAD_LEVEL(a, _mm512_shuffle_f32x4(a, a, 0x4E), 0xFF00);
+        _mm512_storeu_ps(t + i, a);
     }
-    for (i = 0; i < n; i++) y[i] = h->inverse && h->neg[i] ? -(y[i] * h->scale) : y[i] * h->scale;
+    for (b = 0; b < n; b += p)
+        for (len = 16; len < p; len <<= 1)
+            for (i = b; i < b + p; i += 2 * len)
+                for (j = i; j < i + len; j += 16) {
+                    __m512 u = _mm512_loadu_ps(t + j), v = _mm512_loadu_ps(t + j + len);
+                    _mm512_storeu_ps(t + j, _mm512_add_ps(u, v));
+                    _mm512_storeu_ps(t + j + len, _mm512_sub_ps(u, v));
+                }
+    if (m == 1) {
+        if (!h->inverse)
+            for (i = 0; i < n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(t + i), scale));
+        return;
+    }
+    for (jm = 0; jm < m; jm++)
+        for (j = 0; j < p; j += 16) {
+            __m512 acc = _mm512_setzero_ps();
+            for (im = 0; im < m; im++) {
+                __m512 r = _mm512_loadu_ps(t + im * p + j);
+                acc = h->Hm[im * m + jm] > 0.0f ? _mm512_add_ps(acc, r) : _mm512_sub_ps(acc, r);
+            }
+            _mm512_storeu_ps(y + jm * p + j, h->inverse ? acc : _mm512_mul_ps(acc, scale));
+        }
+}
+#undef W4A8__HAD_LEVEL
+#endif
+W4A8__SIMD_END
+
+/* One row: y = x Q (or x Q^T for an inverse plan); tmp[n] scratch (unused
+   when m == 1); y may be x. Every path adds in the same order for a given n,
+   so the layout and instruction-set choices below change speed, never bits. */
+W4A8_PRIVATE void w4a8__had_row(const w4a8__had *h, const float *x, float *y, float *tmp) {
+    size_t n = h->n, m = h->m, p = h->p, i, j;
+    float *t = m > 1 ? tmp : y;
+    int scaled = 0;
+    for (i = 0; i < n; i++) t[i] = !h->inverse && h->neg[i] ? -x[i] : x[i];
+#ifdef W4A8__AVX512
+    if (h->avx512) {
+        w4a8__had_row_avx512(h, t, y);
+        scaled = !h->inverse;
+    } else
+#endif
+    {
+        w4a8__had_butterflies(t, n, p, p);
+        if (m > 1 && p >= 8) w4a8__had_blocks(h->Hm, m, p, t, y);
+        else if (m > 1) {
+            /* short blocks: to [p][m] in y, each row times H_m into tmp, back to [m][p] */
+            for (i = 0; i < m; i++)
+                for (j = 0; j < p; j++) y[j * m + i] = t[i * p + j];
+            for (j = 0; j < p; j++) w4a8__had_dense(h->Hm, m, y + j * m, tmp + j * m);
+            for (i = 0; i < m; i++)
+                for (j = 0; j < p; j++) y[i * p + j] = tmp[j * m + i];
+        }
+    }
+    if (!scaled)
+        for (i = 0; i < n; i++) y[i] = h->inverse && h->neg[i] ? -(y[i] * h->scale) : y[i] * h->scale;
 }
 
 /* Every row of X[M][n] into Y (Y may be X); tmp[M][n] when m > 1. Threads take rows. */
@@ -1643,6 +1714,7 @@ W4A8_IMPL w4a8_status w4a8_hadamard_matrix(size_t n, uint64_t seed, int8_t *H) {
 
 W4A8_IMPL w4a8_status w4a8_hadamard(const float *X, size_t M, size_t n, uint64_t seed, int inverse, float *Y) {
     w4a8__had *h = NULL;
+    w4a8_kernel kernel = W4A8_KERNEL_SCALAR;
     float *tmp = NULL;
     size_t mn;
     w4a8_status st;
@@ -1650,7 +1722,8 @@ W4A8_IMPL w4a8_status w4a8_hadamard(const float *X, size_t M, size_t n, uint64_t
     if (M == 0 || n == 0) return W4A8_ERR_SHAPE;
     if (w4a8__mul(M, n, &mn)) return W4A8_ERR_OVERFLOW;
     if (!w4a8__all_finite(X, mn)) return W4A8_ERR_NONFINITE;
-    if ((st = w4a8__had_plan(n, seed, inverse != 0, &h)) != W4A8_OK) return st;
+    w4a8_kernel_resolve(W4A8_KERNEL_AUTO, &kernel);
+    if ((st = w4a8__had_plan(n, seed, inverse != 0, kernel, &h)) != W4A8_OK) return st;
     if (h->m > 1 && !(tmp = (float *)w4a8__alloc(mn, sizeof(float)))) st = W4A8_ERR_NOMEM;
     else w4a8__had_rows(h, X, M, Y, tmp);
     W4A8_FREE(tmp);
@@ -2162,7 +2235,7 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         w4a8__had *h = NULL;
         L->rotate = 1;
         L->rotate_seed = d->rotate_seed;
-        st = w4a8__had_plan(d->K, d->rotate_seed, 0, &h);
+        st = w4a8__had_plan(d->K, d->rotate_seed, 0, kernel, &h);
         L->rotate_plan = h;
     }
     if (!L->packed || !L->scales || !L->zeros || (d->bias && !L->bias) ||
