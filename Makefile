@@ -176,6 +176,10 @@ compare: build/w4a8_bench
 crosscheck:
 	sh tools/crosscheck.sh
 
+# The cost of the online Hadamard transform in a block's forward (seconds).
+build/rotate_bench: tools/rotate_bench.c w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
 # Optional: the NEON kernel, cross-built for AArch64 with the dot-product
 # extension and run under qemu when it is there (Debian: gcc-aarch64-linux-gnu
 # g++-aarch64-linux-gnu qemu-user).

@@ -160,14 +160,17 @@ FILE FORMAT (w4a8_layer_save; version W4A8_FORMAT_VERSION; little-endian)
    offset 0   "W4A8"            magic
           4   u32 version       W4A8_FORMAT_VERSION
           8   u64 N, u64 K, u64 G (group length, K for per-channel)
-         32   u32 flags         bit 0 asymmetric, 1 bias, 2 smooth, 3 smooth folded
+         32   u32 flags         bit 0 asymmetric, 1 bias, 2 smooth, 3 smooth folded,
+                                4 rotate (version 2)
          36   u32 act_mode, f32 act_scale, u32 method
          48   u8  codes[N][(K+1)/2]       portable layout
               f32 scales[N][groups]
               u8  zeros[N][groups]        only when asymmetric
               f32 smooth[K]               only with flag 2
               f32 bias[N]                 only with flag 1
+              u64 rotate_seed             only with flag 4
               u32 CRC-32 (IEEE) of every byte before it
+   Version 1 files (the same without flag 4) still load.
    The loader checks magic, version, shapes, exact length, checksum and every
    value's range, and returns a W4A8_ERR_FILE_* status otherwise. A file
    loads only when save would write it byte for byte (a per-token file has
@@ -185,7 +188,7 @@ FILE FORMAT (w4a8_layer_save; version W4A8_FORMAT_VERSION; little-endian)
 #define W4A8_VERSION_MINOR 1
 #define W4A8_VERSION_PATCH 0
 #define W4A8_VERSION_STRING "0.1.0"
-#define W4A8_FORMAT_VERSION 1
+#define W4A8_FORMAT_VERSION 2
 
 #ifndef W4A8_API
 #if defined(W4A8_STATIC) && (defined(__GNUC__) || defined(__clang__))
@@ -328,6 +331,9 @@ typedef struct w4a8_layer {
     float act_scale;        /* per-tensor static scale; 0 when per token */
     w4a8_method method;     /* what produced it */
     w4a8_kernel kernel;     /* the GEMM it runs, resolved (never AUTO) */
+    int rotate;             /* 1: the forward multiplies X by Q first (>>rotate) */
+    uint64_t rotate_seed;
+    void *rotate_plan;      /* private: the transform's tables */
 } w4a8_layer;
 
 /* >>fgemm ------------------------------------------------------------------ */
@@ -542,6 +548,42 @@ W4A8_API w4a8_status w4a8_quantize_activations(const float *X, size_t M, size_t 
                                                float static_scale, int8_t *codes, float *scales,
                                                int32_t *group_sums);
 
+/* >>rotate ----------------------------------------------------------------- */
+
+/* Orthogonal rotations (QuaRot): X W^T = (X Q)(W Q)^T for Q Q^T = I, so a
+   rotation of a layer's input spreads an outlier channel over every channel
+   without changing the function. Q = D H / sqrt(n), H = H_m (x) H_p, the
+   Kronecker product of a Hadamard matrix of order m carried by the header
+   and the Sylvester (Walsh) matrix of order p = 2^a; index i = i_m * p + i_p.
+   Supported n = 2^a * m with m in {1, 12, 20, 28, 36, 44, 52, 60, 108, 140,
+   156, 172} (40 = 20 * 2 and the like come out of the power of two), every
+   other n gives W4A8_ERR_UNSUPPORTED. H_m: Paley I (q = m - 1 prime: 12, 20,
+   44, 60, 108, 140), Paley II (q = m / 2 - 1 prime: 28, 36), Williamson
+   (52, 156, 172, first rows of the four circulants as data). D = diag(d):
+   seed 0 gives D = I (QuaRot's online transform); any other seed gives
+   d_i = -1 when the top bit of splitmix64's i-th output (state seed +
+   i * 0x9E3779B97F4A7C15, then the usual finalizer) is set, else +1: a
+   counter-based draw, the same on every platform. Transforms are sums and
+   differences in a fixed order and one multiply by (float)(1 / sqrt(n)):
+   the same bits on every kernel, compiler and thread count. */
+
+/* m for n (1 for a power of two), or W4A8_ERR_UNSUPPORTED. */
+W4A8_API w4a8_status w4a8_hadamard_order(size_t n, size_t *m);
+/* The unnormalized matrix D H, H[n][n] with entries +1 / -1. */
+W4A8_API w4a8_status w4a8_hadamard_matrix(size_t n, uint64_t seed, int8_t *H);
+/* Y[M][n] = X[M][n] Q, or X Q^T with inverse = 1 (Y may be X): O(n log p + n m)
+   per row. NaN or Inf in X gives W4A8_ERR_NONFINITE, Y untouched. */
+W4A8_API w4a8_status w4a8_hadamard(const float *X, size_t M, size_t n, uint64_t seed, int inverse, float *Y);
+/* A weight W[N][K] for rotated inputs: W <- W Q (input side, Q of order K),
+   so that (X Q) W'^T = X W^T. */
+W4A8_API w4a8_status w4a8_rotate_input(float *W, size_t N, size_t K, uint64_t seed);
+/* A weight whose outputs feed a rotated stream: W <- Q^T W (output side, Q of
+   order N), so that X W'^T = (X W^T) Q. */
+W4A8_API w4a8_status w4a8_rotate_output(float *W, size_t N, size_t K, uint64_t seed);
+/* A copy of layer that takes X instead of X Q: its forward rotates first.
+   For a layer quantized (by any method) from W Q and calibrated on X Q. */
+W4A8_API w4a8_status w4a8_layer_rotated(const w4a8_layer *layer, uint64_t seed, w4a8_layer **out);
+
 /* >>layer ------------------------------------------------------------------ */
 
 /* Everything to build a layer from codes a method (yours or ours) produced. */
@@ -558,6 +600,9 @@ typedef struct w4a8_layer_desc {
     float act_scale;        /* > 0 when per tensor */
     w4a8_method method;
     w4a8_kernel kernel;
+    int rotate;             /* 1: the forward multiplies X by Q (>>rotate, order K) before
+                               anything else; codes are those of W Q */
+    uint64_t rotate_seed;   /* Q's seed (0: D = I) */
 } w4a8_layer_desc;
 
 W4A8_API w4a8_status w4a8_layer_create(const w4a8_layer_desc *desc, w4a8_layer **out);
@@ -1798,6 +1843,347 @@ W4A8_IMPL w4a8_status w4a8_quantize_activations(const float *X, size_t M, size_t
                                codes, scales, group_sums);
 }
 
+/* >>rotate ----------------------------------------------------------------- */
+
+/* The orders carried, by the odd part of m (every m is 4 * odd). */
+static const size_t w4a8__had_orders[] = { 12, 20, 28, 36, 44, 52, 60, 108, 140, 156, 172 };
+
+/* Williamson matrices: first rows of the symmetric circulants A, B, C, D
+   (A^2 + B^2 + C^2 + D^2 = m I), as in Sloane's library of Hadamard
+   matrices (had.52.will from a search here, had.156.will and had.172.will
+   as QuaRot ships them); H = [A B C D; -B A -D C; -C D A -B; -D -C B A]. */
+static const char *const w4a8__williamson[3][4] = {
+    { "++----------+", "++-++----++-+", "--++-+--+-++-", "+-+-++--++-+-" },
+    { "+++--+-+-----+--++----++--+-----+-+--++", "++++---+--++----+-+--+-+----++--+---+++",
+      "+++--++-+---+-+--+----+--+-+---+-++--++", "+---++-+-+-----+++-++-+++-----+-+-++---" },
+    { "+---++--++++-+-+++-++--++-+++-+-++++--++---", "++-++++++----+-+--++-++-++--+-+----++++++-+",
+      "+++-+-++--+-+-++++-+----+-++++-+-+--++-+-++", "++---++++-+--+--++--------++--+--+-++++---+" }
+};
+
+/* Quadratic character of a modulo the prime q (q < 256). */
+W4A8_PRIVATE int w4a8__chi(size_t a, size_t q) {
+    size_t x;
+    a %= q;
+    if (a == 0) return 0;
+    for (x = 1; x < q; x++)
+        if (x * x % q == a) return 1;
+    return -1;
+}
+
+/* The order-m matrix of the list above into H[m][m]. */
+W4A8_PRIVATE void w4a8__had_fill(size_t m, int8_t *H) {
+    size_t i, j, q;
+    if (m == 52 || m == 156 || m == 172) {
+        const char *const *w = w4a8__williamson[m == 52 ? 0 : m == 156 ? 1 : 2];
+        /* block (r, c) is sign[r][c] * circulant idx[r][c] */
+        static const int idx[4][4] = { { 0, 1, 2, 3 }, { 1, 0, 3, 2 }, { 2, 3, 0, 1 }, { 3, 2, 1, 0 } };
+        static const int sgn[4][4] = { { 1, 1, 1, 1 }, { -1, 1, -1, 1 }, { -1, 1, 1, -1 }, { -1, -1, 1, 1 } };
+        size_t b = m / 4;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++) {
+                size_t r = i / b, c = j / b, shift = (j % b + b - i % b) % b;
+                H[i * m + j] = (int8_t)(sgn[r][c] * (w[idx[r][c]][shift] == '+' ? 1 : -1));
+            }
+    } else if (m == 28 || m == 36) {
+        /* Paley II: C = [0 1; 1 Q] (Q_ij = chi(j - i), symmetric for q = 1 mod 4),
+           H = C (x) [1 1; 1 -1] + I (x) [1 -1; -1 -1]. */
+        q = m / 2 - 1;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++) {
+                size_t a = i / 2, b = j / 2;
+                int c = a == b ? 0 : (a == 0 || b == 0) ? 1 : w4a8__chi(b + q - a, q);
+                int e = (i & 1) && (j & 1) ? -1 : 1;
+                H[i * m + j] = (int8_t)(a == b ? ((i & 1) || (j & 1) ? -1 : 1) : c * e);
+            }
+    } else {
+        /* Paley I: H = I + [0 1; -1 Q], Q_ij = chi(j - i), skew for q = 3 mod 4. */
+        q = m - 1;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++)
+                H[i * m + j] = (int8_t)(i == j ? 1 : i == 0 ? 1 : j == 0 ? -1 : w4a8__chi(j + q - i, q));
+    }
+}
+
+W4A8_IMPL w4a8_status w4a8_hadamard_order(size_t n, size_t *m) {
+    size_t i, o;
+    if (!m) return W4A8_ERR_NULL_ARG;
+    if (n == 0) return W4A8_ERR_SHAPE;
+    for (o = n; o % 2 == 0; o /= 2) {}
+    if (o == 1) {
+        *m = 1;
+        return W4A8_OK;
+    }
+    for (i = 0; i < sizeof w4a8__had_orders / sizeof *w4a8__had_orders; i++)
+        if (w4a8__had_orders[i] / 4 == o && n % w4a8__had_orders[i] == 0) {
+            *m = w4a8__had_orders[i];
+            return W4A8_OK;
+        }
+    return W4A8_ERR_UNSUPPORTED;
+}
+
+/* d_i = -1 when this is 1. */
+W4A8_PRIVATE int w4a8__had_negate(uint64_t seed, size_t i) {
+    uint64_t state = seed + 0x9E3779B97F4A7C15ull * (uint64_t)i;
+    return seed != 0 && (w4a8__rand(&state) >> 63) != 0;
+}
+
+/* A transform of order n, in one allocation: this struct, H_m (or H_m^T
+   for x Q^T) as floats [m][m], the signs [n]; the layer keeps it as rotate_plan. */
+typedef struct w4a8__had {
+    size_t n, m, p;
+    int inverse;
+    int avx512;             /* 1: the AVX-512 body (the same additions, 16 lanes) */
+    const float *Hm;        /* NULL when m == 1 */
+    const unsigned char *neg; /* 1 where d_i = -1 */
+    float scale;            /* (float)(1 / sqrt(n)) */
+} w4a8__had;
+
+W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4a8_kernel kernel,
+                                        w4a8__had **out) {
+    size_t m, i, j, mm, bytes;
+    unsigned char *b;
+    float *Hf;
+    w4a8__had *h;
+    w4a8_status st = w4a8_hadamard_order(n, &m);
+    if (st != W4A8_OK) return st;
+    mm = m > 1 ? m * m : 0;
+    bytes = sizeof(w4a8__had) + mm * sizeof(float);
+    if (n > (size_t)-1 - bytes) return W4A8_ERR_OVERFLOW;
+    if (!(b = (unsigned char *)W4A8_MALLOC(bytes + n))) return W4A8_ERR_NOMEM;
+    h = (w4a8__had *)b;
+    Hf = (float *)(b + sizeof(w4a8__had)); /* the struct's size keeps floats aligned */
+    if (m > 1) {
+        int8_t *H = (int8_t *)W4A8_MALLOC(mm);
+        if (!H) {
+            W4A8_FREE(b);
+            return W4A8_ERR_NOMEM;
+        }
+        w4a8__had_fill(m, H);
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++) Hf[i * m + j] = (float)(inverse ? H[j * m + i] : H[i * m + j]);
+        W4A8_FREE(H);
+    }
+    h->n = n, h->m = m, h->p = n / m, h->inverse = inverse;
+    h->avx512 = kernel == W4A8_KERNEL_AVX512_VNNI && h->p >= 16;
+    h->Hm = m > 1 ? Hf : NULL;
+    h->neg = b + bytes;
+    for (i = 0; i < n; i++) b[bytes + i] = (unsigned char)w4a8__had_negate(seed, i);
+    h->scale = (float)(1.0 / sqrt((double)n));
+    *out = h;
+    return W4A8_OK;
+}
+
+/* y[0..m) = x[0..m) H (H[m][m] of +-1): each y_j sums x_i H_ij over i in
+   increasing order; eight columns at a time in registers. The products are
+   exact, so a fused multiply-add gives the same bits. */
+W4A8_PRIVATE void w4a8__had_dense(const float *H, size_t m, const float *x, float *y) {
+    size_t i, j, k;
+    for (j = 0; j + 8 <= m; j += 8) {
+        float a[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+        for (i = 0; i < m; i++) {
+            const float *h = H + i * m + j, s = x[i];
+            for (k = 0; k < 8; k++) a[k] += s * h[k];
+        }
+        for (k = 0; k < 8; k++) y[j + k] = a[k];
+    }
+    for (; j < m; j++) {
+        float a = 0.0f;
+        for (i = 0; i < m; i++) a += x[i] * H[i * m + j];
+        y[j] = a;
+    }
+}
+
+/* y[jm][.] = sum over im of H[im][jm] t[im][.], im increasing, for t and y
+   [m][p] with p a multiple of 8: eight columns at a time in registers. */
+W4A8_PRIVATE void w4a8__had_blocks(const float *H, size_t m, size_t p, const float *t, float *y) {
+    size_t im, jm, j, k;
+    for (jm = 0; jm < m; jm++)
+        for (j = 0; j < p; j += 8) {
+            float a[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+            for (im = 0; im < m; im++) {
+                const float *r = t + im * p + j, s = H[im * m + jm];
+                for (k = 0; k < 8; k++) a[k] += s * r[k];
+            }
+            for (k = 0; k < 8; k++) y[jm * p + j + k] = a[k];
+        }
+}
+
+/* The butterflies of lengths 1, 2, 4 ... below len_end on the m blocks of t [m][p]. */
+W4A8_PRIVATE void w4a8__had_butterflies(float *t, size_t n, size_t p, size_t len_end) {
+    size_t b, len, i, j, k;
+    for (b = 0; b < n; b += p)
+        for (len = 1; len < len_end && len < p; len <<= 1)
+            for (i = b; i < b + p; i += 2 * len)
+                if (len >= 8)
+                    for (j = i; j < i + len; j += 8) {
+                        float u[8], v[8];
+                        for (k = 0; k < 8; k++) u[k] = t[j + k], v[k] = t[j + len + k];
+                        for (k = 0; k < 8; k++) t[j + k] = u[k] + v[k], t[j + len + k] = u[k] - v[k];
+                    }
+                else
+                    for (j = i; j < i + len; j++) {
+                        float u = t[j], v = t[j + len];
+                        t[j] = u + v;
+                        t[j + len] = u - v;
+                    }
+}
+
+W4A8__SIMD_BEGIN
+#ifdef W4A8__AVX512
+/* The blocks of length >= 16 of w4a8__had_row, 16 lanes at a time: each lane
+   does the scalar code's additions in its order (u + v, u - v; acc + r or
+   acc - r for H = +1 / -1, which is acc + H r exactly). */
+/* One butterfly level of length len < 16 inside a vector: the partner
+   lane's value (swap), then u + v in the lower lanes and u - v in the upper
+   ones, as (partner - self) there is exactly u - v. */
+#define W4A8__HAD_LEVEL(a, swapped, upper)                                                                   \
+    do {                                                                                                     \
+        __m512 s_ = (swapped);                                                                               \
+        a = _mm512_mask_blend_ps((__mmask16)(upper), _mm512_add_ps(a, s_), _mm512_sub_ps(s_, a));          \
+    } while (0)
+
+W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__had_row_avx512(const w4a8__had *h, float *t, float *y) {
+    size_t n = h->n, m = h->m, p = h->p, len, i, j, b, jm, im;
+    const __m512 scale = _mm512_set1_ps(h->scale);
+    for (i = 0; i < n; i += 16) { /* lengths 1, 2, 4, 8 in registers */
+        __m512 a = _mm512_loadu_ps(t + i);
+        W4A8__HAD_LEVEL(a, _mm512_permute_ps(a, 0xB1), 0xAAAA);
+        W4A8__HAD_LEVEL(a, _mm512_permute_ps(a, 0x4E), 0xCCCC);
+        W4A8__HAD_LEVEL(a, _mm512_shuffle_f32x4(a, a, 0xB1), 0xF0F0);
+        W4A8__HAD_LEVEL(a, _mm512_shuffle_f32x4(a, a, 0x4E), 0xFF00);
+        _mm512_storeu_ps(t + i, a);
+    }
+    for (b = 0; b < n; b += p)
+        for (len = 16; len < p; len <<= 1)
+            for (i = b; i < b + p; i += 2 * len)
+                for (j = i; j < i + len; j += 16) {
+                    __m512 u = _mm512_loadu_ps(t + j), v = _mm512_loadu_ps(t + j + len);
+                    _mm512_storeu_ps(t + j, _mm512_add_ps(u, v));
+                    _mm512_storeu_ps(t + j + len, _mm512_sub_ps(u, v));
+                }
+    if (m == 1) {
+        if (!h->inverse)
+            for (i = 0; i < n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(t + i), scale));
+        return;
+    }
+    for (jm = 0; jm < m; jm++)
+        for (j = 0; j < p; j += 16) {
+            __m512 acc = _mm512_setzero_ps();
+            for (im = 0; im < m; im++) {
+                __m512 r = _mm512_loadu_ps(t + im * p + j);
+                acc = h->Hm[im * m + jm] > 0.0f ? _mm512_add_ps(acc, r) : _mm512_sub_ps(acc, r);
+            }
+            _mm512_storeu_ps(y + jm * p + j, h->inverse ? acc : _mm512_mul_ps(acc, scale));
+        }
+}
+#undef W4A8__HAD_LEVEL
+#endif
+W4A8__SIMD_END
+
+/* One row: y = x Q (or x Q^T for an inverse plan); tmp[n] scratch (unused
+   when m == 1); y may be x. Every path adds in the same order for a given n,
+   so the layout and instruction-set choices below change speed, never bits. */
+W4A8_PRIVATE void w4a8__had_row(const w4a8__had *h, const float *x, float *y, float *tmp) {
+    size_t n = h->n, m = h->m, p = h->p, i, j;
+    float *t = m > 1 ? tmp : y;
+    int scaled = 0;
+    for (i = 0; i < n; i++) t[i] = !h->inverse && h->neg[i] ? -x[i] : x[i];
+#ifdef W4A8__AVX512
+    if (h->avx512) {
+        w4a8__had_row_avx512(h, t, y);
+        scaled = !h->inverse;
+    } else
+#endif
+    {
+        w4a8__had_butterflies(t, n, p, p);
+        if (m > 1 && p >= 8) w4a8__had_blocks(h->Hm, m, p, t, y);
+        else if (m > 1) {
+            /* short blocks: to [p][m] in y, each row times H_m into tmp, back to [m][p] */
+            for (i = 0; i < m; i++)
+                for (j = 0; j < p; j++) y[j * m + i] = t[i * p + j];
+            for (j = 0; j < p; j++) w4a8__had_dense(h->Hm, m, y + j * m, tmp + j * m);
+            for (i = 0; i < m; i++)
+                for (j = 0; j < p; j++) y[i * p + j] = tmp[j * m + i];
+        }
+    }
+    if (!scaled)
+        for (i = 0; i < n; i++) y[i] = h->inverse && h->neg[i] ? -(y[i] * h->scale) : y[i] * h->scale;
+}
+
+/* Every row of X[M][n] into Y (Y may be X); tmp[M][n] when m > 1. Threads take rows. */
+W4A8_PRIVATE void w4a8__had_rows(const w4a8__had *h, const float *X, size_t M, float *Y, float *tmp) {
+    ptrdiff_t r;
+    W4A8__OMP_FOR_IF(M > 1)
+    for (r = 0; r < (ptrdiff_t)M; r++)
+        w4a8__had_row(h, X + (size_t)r * h->n, Y + (size_t)r * h->n, tmp ? tmp + (size_t)r * h->n : NULL);
+}
+
+W4A8_IMPL w4a8_status w4a8_hadamard_matrix(size_t n, uint64_t seed, int8_t *H) {
+    size_t m, p, i, j, nn;
+    int8_t *Hm;
+    w4a8_status st;
+    if (!H) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8_hadamard_order(n, &m)) != W4A8_OK) return st;
+    if (w4a8__mul(n, n, &nn)) return W4A8_ERR_OVERFLOW;
+    if (!(Hm = (int8_t *)W4A8_MALLOC(m * m))) return W4A8_ERR_NOMEM;
+    if (m > 1) w4a8__had_fill(m, Hm);
+    else Hm[0] = 1;
+    p = n / m;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) {
+            int s = Hm[i / p * m + j / p];
+            size_t bits = i % p & j % p;
+            while (bits) { /* Sylvester: (-1)^popcount(i_p & j_p) */
+                s = -s;
+                bits &= bits - 1;
+            }
+            H[i * n + j] = (int8_t)(w4a8__had_negate(seed, i) ? -s : s);
+        }
+    W4A8_FREE(Hm);
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_hadamard(const float *X, size_t M, size_t n, uint64_t seed, int inverse, float *Y) {
+    w4a8__had *h = NULL;
+    w4a8_kernel kernel = W4A8_KERNEL_SCALAR;
+    float *tmp = NULL;
+    size_t mn;
+    w4a8_status st;
+    if (!X || !Y) return W4A8_ERR_NULL_ARG;
+    if (M == 0 || n == 0) return W4A8_ERR_SHAPE;
+    if (w4a8__mul(M, n, &mn)) return W4A8_ERR_OVERFLOW;
+    if (!w4a8__all_finite(X, mn)) return W4A8_ERR_NONFINITE;
+    w4a8_kernel_resolve(W4A8_KERNEL_AUTO, &kernel);
+    if ((st = w4a8__had_plan(n, seed, inverse != 0, kernel, &h)) != W4A8_OK) return st;
+    if (h->m > 1 && !(tmp = (float *)w4a8__alloc(mn, sizeof(float)))) st = W4A8_ERR_NOMEM;
+    else w4a8__had_rows(h, X, M, Y, tmp);
+    W4A8_FREE(tmp);
+    W4A8_FREE(h);
+    return st;
+}
+
+W4A8_IMPL w4a8_status w4a8_rotate_input(float *W, size_t N, size_t K, uint64_t seed) {
+    return w4a8_hadamard(W, N, K, seed, 0, W);
+}
+
+W4A8_IMPL w4a8_status w4a8_rotate_output(float *W, size_t N, size_t K, uint64_t seed) {
+    float *T;
+    size_t n, k, nk;
+    w4a8_status st;
+    if (!W) return W4A8_ERR_NULL_ARG;
+    if (N == 0 || K == 0) return W4A8_ERR_SHAPE;
+    if (w4a8__mul(N, K, &nk)) return W4A8_ERR_OVERFLOW;
+    if (!(T = (float *)w4a8__alloc(nk, sizeof(float)))) return W4A8_ERR_NOMEM;
+    /* Q^T W = (W^T Q)^T: rotate the columns as rows. */
+    for (n = 0; n < N; n++)
+        for (k = 0; k < K; k++) T[k * N + n] = W[n * K + k];
+    st = w4a8_hadamard(T, K, N, seed, 0, T);
+    for (n = 0; st == W4A8_OK && n < N; n++)
+        for (k = 0; k < K; k++) W[n * K + k] = T[k * N + n];
+    W4A8_FREE(T);
+    return st;
+}
+
 /* >>gemm ------------------------------------------------------------------- */
 
 /* The float epilogue every kernel shares: one group's int32 sum into y. */
@@ -2265,6 +2651,7 @@ W4A8_IMPL void w4a8_layer_free(w4a8_layer *L) {
     W4A8_FREE(L->bias);
     W4A8_FREE(L->smooth);
     W4A8_FREE(L->smooth_inv);
+    W4A8_FREE(L->rotate_plan);
     W4A8_FREE(L);
 }
 
@@ -2309,6 +2696,7 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         if (!(d->smooth[i] >= W4A8_SMOOTH_MIN)) return W4A8_ERR_RANGE;
     for (i = 0; i < d->N * d->K; i++)
         if (d->codes[i] > 15) return W4A8_ERR_RANGE;
+    if (d->rotate && (st = w4a8_hadamard_order(d->K, &i)) != W4A8_OK) return st;
 
     L = (w4a8_layer *)W4A8_MALLOC(sizeof *L);
     if (!L) return W4A8_ERR_NOMEM;
@@ -2331,8 +2719,15 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         L->smooth = (float *)w4a8__alloc(d->K, sizeof(float));
         L->smooth_inv = (float *)w4a8__alloc(d->K, sizeof(float));
     }
+    if (d->rotate) {
+        w4a8__had *h = NULL;
+        L->rotate = 1;
+        L->rotate_seed = d->rotate_seed;
+        st = w4a8__had_plan(d->K, d->rotate_seed, 0, kernel, &h);
+        L->rotate_plan = h;
+    }
     if (!L->packed || !L->scales || !L->zeros || (d->bias && !L->bias) ||
-        (d->smooth && (!L->smooth || !L->smooth_inv))) {
+        (d->smooth && (!L->smooth || !L->smooth_inv)) || st != W4A8_OK) {
         w4a8_layer_free(L);
         return W4A8_ERR_NOMEM;
     }
@@ -2356,6 +2751,24 @@ W4A8_IMPL w4a8_status w4a8_layer_codes(const w4a8_layer *L, uint8_t *codes) {
     if (L->kernel == W4A8_KERNEL_SCALAR) return w4a8_unpack_int4(L->packed, L->N, L->K, codes);
     w4a8__blocked_convert(codes, NULL, NULL, L->N, L->K, L->G, L->groups, L->asymmetric, L->packed, 0);
     return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_layer_rotated(const w4a8_layer *L, uint64_t seed, w4a8_layer **out) {
+    w4a8_layer_desc d;
+    uint8_t *codes;
+    w4a8_status st;
+    if (!L || !out) return W4A8_ERR_NULL_ARG;
+    if (L->rotate) return W4A8_ERR_CONFIG; /* one rotation per layer */
+    if (!(codes = (uint8_t *)w4a8__alloc(L->N, L->K))) return W4A8_ERR_NOMEM;
+    w4a8_layer_codes(L, codes);
+    memset(&d, 0, sizeof d);
+    d.N = L->N, d.K = L->K, d.group_size = L->G, d.asymmetric = L->asymmetric;
+    d.codes = codes, d.scales = L->scales, d.zeros = L->zeros, d.bias = L->bias, d.smooth = L->smooth;
+    d.smooth_folded = L->smooth_folded, d.act_mode = L->act_mode, d.act_scale = L->act_scale;
+    d.method = L->method, d.kernel = L->kernel, d.rotate = 1, d.rotate_seed = seed;
+    st = w4a8_layer_create(&d, out);
+    W4A8_FREE(codes);
+    return st;
 }
 
 /* >>methods ---------------------------------------------------------------- */
@@ -3643,14 +4056,16 @@ W4A8_IMPL w4a8_status w4a8_layer_quantize(const float *W, size_t N, size_t K, co
 /* >>layer (forward) ---------------------------------------------------------- */
 
 /* Workspace: codes [M][K], then scales [M], then group sums [M][groups],
+   then for a rotating layer X Q and the transform's scratch [2][M][K] floats,
    each part starting on a 64-byte boundary. */
-W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, size_t part[3]) {
-    size_t bytes[3], i;
-    memset(part, 0, 3 * sizeof *part); /* set on every path: g++ -O3 (nvcc's host) cannot tell otherwise */
+W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, size_t part[4]) {
+    size_t bytes[4], i;
+    memset(part, 0, 4 * sizeof *part); /* set on every path: g++ -O3 (nvcc's host) cannot tell otherwise */
     if (w4a8__mul(M, L->K, &bytes[0]) || w4a8__mul(M, sizeof(float), &bytes[1]) ||
-        w4a8__mul(M, L->groups, &bytes[2]) || w4a8__mul(bytes[2], sizeof(int32_t), &bytes[2]))
+        w4a8__mul(M, L->groups, &bytes[2]) || w4a8__mul(bytes[2], sizeof(int32_t), &bytes[2]) ||
+        w4a8__mul(bytes[0], L->rotate ? 2 * sizeof(float) : 0, &bytes[3]))
         return W4A8_ERR_OVERFLOW;
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         if (bytes[i] > (size_t)-1 - 63) return W4A8_ERR_OVERFLOW;
         part[i] = (bytes[i] + 63) & ~(size_t)63;
     }
@@ -3658,24 +4073,39 @@ W4A8_PRIVATE w4a8_status w4a8__workspace_parts(const w4a8_layer *L, size_t M, si
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_workspace_size(const w4a8_layer *L, size_t M, size_t *bytes) {
-    size_t part[3];
+    size_t part[4];
     w4a8_status st;
     if (!L || !bytes) return W4A8_ERR_NULL_ARG;
     if (M == 0) return W4A8_ERR_SHAPE;
     if ((st = w4a8__workspace_parts(L, M, part)) != W4A8_OK) return st;
-    if (part[0] > (size_t)-1 - part[1] - part[2] - 64) return W4A8_ERR_OVERFLOW;
-    *bytes = part[0] + part[1] + part[2] + 64; /* + 64: room to align the start */
+    if (part[1] + part[2] > (size_t)-1 - part[3] - 64 || part[0] > (size_t)-1 - part[1] - part[2] - part[3] - 64)
+        return W4A8_ERR_OVERFLOW;
+    *bytes = part[0] + part[1] + part[2] + part[3] + 64; /* + 64: room to align the start */
     return W4A8_OK;
+}
+
+/* A rotating layer's input: X Q into R[M][K] (tmp[M][K] scratch), with the
+   shared float code, so every kernel quantizes the same floats. */
+W4A8_PRIVATE const float *w4a8__layer_input(const w4a8_layer *L, const float *X, size_t M, float *R, float *tmp) {
+    if (!L->rotate) return X;
+    w4a8__had_rows((const w4a8__had *)L->rotate_plan, X, M, R, tmp);
+    return R;
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_quantize_activations(const w4a8_layer *L, const float *X, size_t M,
                                                       int8_t *codes, float *scales, int32_t *group_sums) {
     size_t mk;
+    float *R = NULL;
+    w4a8_status st;
     if (!L || !X || !codes || !scales || !group_sums) return W4A8_ERR_NULL_ARG;
     if (M == 0) return W4A8_ERR_SHAPE;
     if (w4a8__mul(M, L->K, &mk)) return W4A8_ERR_OVERFLOW;
-    return w4a8__quantize_acts(L->kernel, 1, X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
-                               L->act_scale, codes, scales, group_sums);
+    if (L->rotate && !(R = (float *)w4a8__alloc(mk, 2 * sizeof(float)))) return W4A8_ERR_NOMEM;
+    st = w4a8__quantize_acts(L->kernel, 1, w4a8__layer_input(L, X, M, R, R + (R ? mk : 0)), M, L->K, L->G,
+                             L->smooth_folded ? NULL : L->smooth_inv, L->act_mode, L->act_scale, codes, scales,
+                             group_sums);
+    W4A8_FREE(R);
+    return st;
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, const float *scales,
@@ -3690,8 +4120,9 @@ W4A8_IMPL w4a8_status w4a8_layer_gemm(const w4a8_layer *L, const int8_t *codes, 
 
 W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, size_t M, float *Y,
                                          void *workspace, size_t workspace_bytes) {
-    size_t need, part[3];
+    size_t need, part[4];
     unsigned char *ws, *owned = NULL;
+    float *R;
     w4a8_status st;
     if (!L || !X || !Y) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8_layer_workspace_size(L, M, &need)) != W4A8_OK) return st;
@@ -3703,6 +4134,8 @@ W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, si
     }
     ws = (unsigned char *)workspace + ((64 - (uintptr_t)workspace % 64) % 64);
     /* The workspace is scratch: one pass, no validation pass before it. */
+    R = (float *)(ws + part[0] + part[1] + part[2]);
+    X = w4a8__layer_input(L, X, M, R, R + M * L->K);
     st = w4a8__quantize_acts(L->kernel, 0, X, M, L->K, L->G, L->smooth_folded ? NULL : L->smooth_inv, L->act_mode,
                              L->act_scale, (int8_t *)ws, (float *)(ws + part[0]), (int32_t *)(ws + part[0] + part[1]));
     if (st == W4A8_OK)
@@ -3719,6 +4152,7 @@ W4A8_IMPL w4a8_status w4a8_layer_forward(const w4a8_layer *L, const float *X, si
 #define W4A8__FLAG_BIAS 2u
 #define W4A8__FLAG_SMOOTH 4u
 #define W4A8__FLAG_SMOOTH_FOLDED 8u
+#define W4A8__FLAG_ROTATE 16u
 
 /* CRC-32 (IEEE 802.3, reflected), four bits at a time: small and table-light. */
 W4A8_PRIVATE uint32_t w4a8__crc32(const unsigned char *p, size_t n) {
@@ -3774,16 +4208,17 @@ W4A8_PRIVATE void w4a8__get_floats(const unsigned char *p, float *x, size_t n) {
 }
 
 /* Bytes of each payload section, in file order; 0 for an absent one. */
-W4A8_PRIVATE w4a8_status w4a8__file_sections(size_t N, size_t K, size_t groups, uint32_t flags, size_t s[5],
+W4A8_PRIVATE w4a8_status w4a8__file_sections(size_t N, size_t K, size_t groups, uint32_t flags, size_t s[6],
                                              size_t *total) {
     size_t i, sum = W4A8__HEADER_BYTES + 4;
+    s[5] = flags & W4A8__FLAG_ROTATE ? 8 : 0;
     if (w4a8__mul(N, (K + 1) / 2, &s[0]) || w4a8__mul(N, groups, &s[2]) || w4a8__mul(s[2], 4, &s[1]) ||
         w4a8__mul(K, 4, &s[3]) || w4a8__mul(N, 4, &s[4]))
         return W4A8_ERR_OVERFLOW;
     if (!(flags & W4A8__FLAG_ASYMMETRIC)) s[2] = 0;
     if (!(flags & W4A8__FLAG_SMOOTH)) s[3] = 0;
     if (!(flags & W4A8__FLAG_BIAS)) s[4] = 0;
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         if (s[i] > (size_t)-1 - sum) return W4A8_ERR_OVERFLOW;
         sum += s[i];
     }
@@ -3793,17 +4228,18 @@ W4A8_PRIVATE w4a8_status w4a8__file_sections(size_t N, size_t K, size_t groups, 
 
 W4A8_PRIVATE uint32_t w4a8__layer_flags(const w4a8_layer *L) {
     return (L->asymmetric ? W4A8__FLAG_ASYMMETRIC : 0u) | (L->bias ? W4A8__FLAG_BIAS : 0u) |
-           (L->smooth ? W4A8__FLAG_SMOOTH : 0u) | (L->smooth_folded ? W4A8__FLAG_SMOOTH_FOLDED : 0u);
+           (L->smooth ? W4A8__FLAG_SMOOTH : 0u) | (L->smooth_folded ? W4A8__FLAG_SMOOTH_FOLDED : 0u) |
+           (L->rotate ? W4A8__FLAG_ROTATE : 0u);
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_save_size(const w4a8_layer *L, size_t *bytes) {
-    size_t s[5];
+    size_t s[6];
     if (!L || !bytes) return W4A8_ERR_NULL_ARG;
     return w4a8__file_sections(L->N, L->K, L->groups, w4a8__layer_flags(L), s, bytes);
 }
 
 W4A8_IMPL w4a8_status w4a8_layer_save_mem(const w4a8_layer *L, void *buffer, size_t bytes) {
-    size_t s[5], total, ng;
+    size_t s[6], total, ng;
     uint32_t flags;
     uint8_t *codes;
     unsigned char *p = (unsigned char *)buffer;
@@ -3838,6 +4274,8 @@ W4A8_IMPL w4a8_status w4a8_layer_save_mem(const w4a8_layer *L, void *buffer, siz
     p += s[3];
     if (s[4]) w4a8__put_floats(p, L->bias, L->N);
     p += s[4];
+    if (s[5]) w4a8__put_u64(p, L->rotate_seed);
+    p += s[5];
     w4a8__put_u32(p, w4a8__crc32((const unsigned char *)buffer, total - 4));
     return W4A8_OK;
 }
@@ -3847,7 +4285,7 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
     const unsigned char *b = (const unsigned char *)buffer, *p;
     uint64_t N64, K64, G64;
     uint32_t flags, version, mode, method;
-    size_t N, K, G, groups, ng, s[5], total;
+    size_t N, K, G, groups, ng, s[6], total;
     w4a8_layer_desc d;
     uint8_t *codes = NULL, *zeros = NULL;
     float *scales = NULL, *smooth = NULL, *bias = NULL;
@@ -3860,7 +4298,7 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
     if (memcmp(b, "W4A8", 4) != 0) return W4A8_ERR_FILE_FORMAT;
     if (bytes < 8) return W4A8_ERR_FILE_TRUNCATED;
     version = w4a8__get_u32(b + 4);
-    if (version != W4A8_FORMAT_VERSION) return W4A8_ERR_FILE_VERSION;
+    if (version != 1 && version != W4A8_FORMAT_VERSION) return W4A8_ERR_FILE_VERSION;
     if (bytes < W4A8__HEADER_BYTES + 4) return W4A8_ERR_FILE_TRUNCATED;
     N64 = w4a8__get_u64(b + 8);
     K64 = w4a8__get_u64(b + 16);
@@ -3871,7 +4309,7 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
     /* One layer, one byte string: what save would not write is rejected
        (folded without smooth, a per-token file with an act_scale). */
     if (N64 == 0 || K64 == 0 || G64 == 0 || G64 > K64 || G64 > W4A8_MAX_GROUP || N64 > (size_t)-1 ||
-        K64 > (size_t)-1 || (flags & ~15u) || mode > 1 || method >= W4A8_METHOD_COUNT ||
+        K64 > (size_t)-1 || (flags & ~(version == 1 ? 15u : 31u)) || mode > 1 || method >= W4A8_METHOD_COUNT ||
         ((flags & W4A8__FLAG_SMOOTH_FOLDED) && !(flags & W4A8__FLAG_SMOOTH)) ||
         (mode == W4A8_ACT_PER_TOKEN && w4a8__get_u32(b + 40) != 0))
         return W4A8_ERR_FILE_FORMAT;
@@ -3917,6 +4355,10 @@ W4A8_IMPL w4a8_status w4a8_layer_load_mem(const void *buffer, size_t bytes, w4a8
         if (s[3]) w4a8__get_floats(p, smooth, K);
         p += s[3];
         if (s[4]) w4a8__get_floats(p, bias, N);
+        p += s[4];
+        d.rotate = s[5] != 0;
+        if (s[5]) d.rotate_seed = w4a8__get_u64(p);
+        if (d.rotate && w4a8_hadamard_order(K, &n) != W4A8_OK) st = W4A8_ERR_FILE_FORMAT;
     }
     d.codes = codes;
     d.scales = scales;
@@ -3991,6 +4433,9 @@ W4A8_IMPL w4a8_status w4a8_layer_load(const char *path, w4a8_kernel kernel, w4a8
 
 /*
 REVISION HISTORY
+   unreleased          Hadamard rotations (>>rotate: w4a8_hadamard, weight
+                       helpers, w4a8_layer_rotated), layers that rotate their
+                       input online; file format version 2 (reads version 1).
    0.1.0 (2026-11-28)  first release: calibration; RTN, SmoothQuant, AWQ,
                        GPTQ, FPTQ, AUTO and their GPTQ compositions; packing;
                        the scalar reference GEMM and bit-identical AVX2,

@@ -103,6 +103,9 @@ static const char usage[] =
     "                      X+gptq (GPTQ as X's weight step), each optionally with\n"
     "                      :token or :tensor for its activation mode (not fptq)\n"
     "                      (default: rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq;\n"
+    "                      any of them after rot: (QuaRot's rotation of the model first:\n"
+    "                      gammas folded, residual stream times a random Hadamard Q) or\n"
+    "                      rot+w2: (also w2's input, by an online Hadamard in its layer),\n"
     "                      with the default, methods this build lacks are skipped)\n"
     "  --group LIST        weight group sizes, comma list, 'channel' for per-channel\n"
     "                      (default 32; GGUF: 32,128,channel)\n"
@@ -115,6 +118,7 @@ static const char usage[] =
     "                      from BOS; or a text FILE (e.g. wikitext2_test_raw.txt)\n"
     "  --calib-seqs N      calibration sequences of 256 tokens (default 128; GGUF 16)\n"
     "  --seed N            seed of the generated calibration (default 1)\n"
+    "  --rot-seed N        seed of Q's random signs for rot: rows (default 1)\n"
     "  --variants LIST     original, outliers or both (default original,outliers;\n"
     "                      GGUF: original, its outliers are real)\n"
     "  --quantize-classifier  make the classifier a w4a8 layer too\n"
@@ -126,12 +130,21 @@ static const char usage[] =
 
 static const char *const method_names[W4A8_METHOD_COUNT] = { "rtn", "smoothquant", "awq", "gptq", "fptq", "auto" };
 
+/* A row to make: a spec, and the rotation the model gets first (llama_rotate):
+   0 none, 1 the residual stream ("rot:"), 2 also w2's input online ("rot+w2:"). */
+typedef struct job {
+    llama_spec spec;
+    int rot;
+} job;
+
+static const char *const rot_prefix[3] = { "", "rot:", "rot+w2:" };
+
 typedef struct options {
     const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants;
     size_t windows, calib_seqs, sample, ctx;
     size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
     float fptq_low, fptq_high;
-    uint64_t seed;
+    uint64_t seed, rot_seed;
     int act_token, act_tensor, quantize_cls, threads, methods_given, groups_given, variants_given, calib_given;
     int gguf;
 } options;
@@ -179,7 +192,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->methods = "rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq";
     o->groups = "32";
     o->variants = "original,outliers";
-    o->calib_seqs = 128, o->sample = 48, o->seed = 1, o->ctx = 512;
+    o->calib_seqs = 128, o->sample = 48, o->seed = 1, o->ctx = 512, o->rot_seed = 1;
     o->fptq_low = 15.0f, o->fptq_high = 150.0f;
     o->act_token = o->act_tensor = 1;
     for (i = 1; i < argc; i++) {
@@ -212,6 +225,7 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--calib-seqs") && parse_size(v, 1, 1 << 20, &o->calib_seqs)) o->calib_given = 1;
         else if (!strcmp(a, "--sample") && parse_size(v, 0, 1 << 20, &o->sample)) {}
         else if (!strcmp(a, "--seed") && parse_size(v, 0, (size_t)-1, &n)) o->seed = (uint64_t)n;
+        else if (!strcmp(a, "--rot-seed") && parse_size(v, 1, (size_t)-1, &n)) o->rot_seed = (uint64_t)n;
         else if (!strcmp(a, "--threads") && parse_size(v, 1, 4096, &n)) o->threads = (int)n;
         else if (!strcmp(a, "--fptq-bounds") && parse_bounds(v, &o->fptq_low, &o->fptq_high)) {}
         else if (!strcmp(a, "--act") && (!strcmp(v, "token") || !strcmp(v, "tensor") || !strcmp(v, "both"))) {
@@ -297,6 +311,15 @@ static int parse_method(const char *item, const options *o, size_t group, llama_
     return count;
 }
 
+/* "rot+w2:awq+gptq:tensor" -> jobs; how many (1 or 2), 0 if bad. */
+static int parse_job(const char *item, const options *o, size_t group, job out[2]) {
+    llama_spec s[2];
+    int rot = !strncmp(item, rot_prefix[2], strlen(rot_prefix[2])) ? 2 : !strncmp(item, rot_prefix[1], 4) ? 1 : 0;
+    int k = parse_method(item + strlen(rot_prefix[rot]), o, group, s), i;
+    for (i = 0; i < k; i++) out[i].spec = s[i], out[i].rot = rot;
+    return k;
+}
+
 /* "+gptq" when GPTQ did the weight step of another method. */
 static const char *gptq_suffix(w4a8_method m, int gptq_weights) {
     return gptq_weights && m != W4A8_METHOD_GPTQ ? "+gptq" : "";
@@ -309,8 +332,8 @@ static const char *group_name(size_t group, char *buf, size_t cap) {
     return buf;
 }
 
-static void spec_name(const llama_spec *s, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s%s", method_names[s->method], gptq_suffix(s->method, s->gptq_weights));
+static void spec_name(const llama_spec *s, int rot, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s%s", rot_prefix[rot], method_names[s->method], gptq_suffix(s->method, s->gptq_weights));
 }
 
 static const char *spec_act(const llama_spec *s) {
@@ -379,6 +402,7 @@ static void progress_line(void *user, size_t done, size_t total) {
 
 typedef struct row {
     llama_spec spec;
+    int rot;
     llama_qmodel *q;
     w4a8_status st;
 } row;
@@ -386,14 +410,16 @@ typedef struct row {
 /* Calibrate, quantize with every spec, evaluate, print one table. */
 static int run_variant(const options *o, const char *tag, const char *title, const llama_model *orig,
                        const llama_model *m, const llama_tokenizer *tok, const int *stream, size_t n_windows,
-                       const int *calib, size_t n_calib, const char *calib_desc, const llama_spec *specs,
+                       const int *calib, size_t n_calib, const char *calib_desc, const job *specs,
                        size_t n_specs, FILE *md) {
     llama_calibs cs;
-    llama_entry *e = (llama_entry *)calloc(n_specs + 2, sizeof *e);
-    llama_metrics *mt = (llama_metrics *)calloc(n_specs + 2, sizeof *mt);
+    llama_entry *e = (llama_entry *)calloc(n_specs + 4, sizeof *e);
+    llama_metrics *mt = (llama_metrics *)calloc(n_specs + 4, sizeof *mt);
     row *rows = (row *)calloc(n_specs + 1, sizeof *rows);
-    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0;
-    int failed = 0, has_orig = orig != m;
+    llama_model rotated[3];
+    const llama_model *mod[3] = { m, NULL, NULL };
+    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0, rot_entry[3] = { 0, 0, 0 };
+    int failed = 0, has_orig = orig != m, k;
     double t0 = llama__now(), fp32_ppl;
     char skipped[512] = "";
     w4a8_status wst;
@@ -403,45 +429,62 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         fprintf(stderr, "llama_w4a8: out of memory\n");
         return 1;
     }
-    printf("\n[%s] calibrating on %s ...\n", tag, calib_desc);
-    fflush(stdout);
-    if ((st = llama_calibrate(m, calib, n_calib, LLAMA_WINDOW - 1, &cs, &wst)) != LLAMA_OK) {
-        fprintf(stderr, "llama_w4a8: calibration: %s%s%s\n", llama_status_str(st), wst ? ": " : "",
-                wst ? w4a8_status_str(wst) : "");
-        free(e), free(mt), free(rows);
-        return 1;
-    }
-    printf("[%s] calibrated in %.1f s\n", tag, llama__now() - t0);
-    for (i = 0; i < n_specs; i++) {
-        char name[32], gb[24];
-        const char *act = spec_act(&specs[i]);
-        row *r = &rows[n_rows];
-        r->spec = specs[i];
-        spec_name(&specs[i], name, sizeof name);
-        st = llama_quantize(m, &cs, &specs[i], o->quantize_cls, NULL, &r->q, &r->st);
-        if (st == LLAMA_ERR_W4A8 && r->st == W4A8_ERR_UNSUPPORTED && !o->methods_given) {
-            size_t len = strlen(skipped);
-            if (len + strlen(name) + 32 < sizeof skipped && !strstr(skipped, name))
-                snprintf(skipped + len, sizeof skipped - len, "%s%s", n_skipped ? ", " : "", name);
-            n_skipped++;
-            continue;
-        }
-        if (st != LLAMA_OK) {
-            fprintf(stderr, "llama_w4a8: [%s] %s g%s %s: %s%s%s\n", tag, name, group_name(specs[i].group, gb, sizeof gb), act,
-                    llama_status_str(st), r->st ? ": " : "", r->st ? w4a8_status_str(r->st) : "");
+    /* One calibration per model: as given, and each rotation some row asks for. */
+    for (k = 0; k < 3; k++) {
+        int used = 0;
+        for (i = 0; i < n_specs; i++) used |= specs[i].rot == k;
+        if (!used) continue;
+        if (k && (st = llama_rotate(m, o->rot_seed, k == 2, &rotated[k])) != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: [%s] %s rotation: %s\n", tag, rot_prefix[k], llama_status_str(st));
             failed = 1;
             continue;
         }
-        printf("[%s] quantized %s g%s %s in %.2f s\n", tag, name, group_name(specs[i].group, gb, sizeof gb), act,
-               r->q->seconds);
+        if (k) mod[k] = &rotated[k];
+        printf("\n[%s] calibrating%s%s on %s ...\n", tag, k ? " the model after " : "", rot_prefix[k], calib_desc);
         fflush(stdout);
-        n_rows++;
+        t0 = llama__now();
+        if ((st = llama_calibrate(mod[k], calib, n_calib, LLAMA_WINDOW - 1, &cs, &wst)) != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: calibration: %s%s%s\n", llama_status_str(st), wst ? ": " : "",
+                    wst ? w4a8_status_str(wst) : "");
+            failed = 1;
+            continue;
+        }
+        printf("[%s] calibrated in %.1f s\n", tag, llama__now() - t0);
+        for (i = 0; i < n_specs; i++) {
+            char name[48], gb[24];
+            const char *act = spec_act(&specs[i].spec);
+            row *r = &rows[n_rows];
+            if (specs[i].rot != k) continue;
+            r->spec = specs[i].spec;
+            r->rot = k;
+            spec_name(&r->spec, k, name, sizeof name);
+            st = llama_quantize(mod[k], &cs, &r->spec, o->quantize_cls, NULL, &r->q, &r->st);
+            if (st == LLAMA_ERR_W4A8 && r->st == W4A8_ERR_UNSUPPORTED && !o->methods_given) {
+                size_t len = strlen(skipped);
+                if (len + strlen(name) + 32 < sizeof skipped && !strstr(skipped, name))
+                    snprintf(skipped + len, sizeof skipped - len, "%s%s", n_skipped ? ", " : "", name);
+                n_skipped++;
+                continue;
+            }
+            if (st != LLAMA_OK) {
+                fprintf(stderr, "llama_w4a8: [%s] %s g%s %s: %s%s%s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
+                        llama_status_str(st), r->st ? ": " : "", r->st ? w4a8_status_str(r->st) : "");
+                failed = 1;
+                continue;
+            }
+            printf("[%s] quantized %s g%s %s in %.2f s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
+                   r->q->seconds);
+            fflush(stdout);
+            n_rows++;
+        }
+        llama_calibs_free(&cs);
     }
     if (n_skipped) printf("[%s] skipped, not supported by this build of w4a8.h: %s\n", tag, skipped);
-    llama_calibs_free(&cs);
     e[n_e].m = m, n_e++;
     if (has_orig) e[n_e].m = orig, n_e++;
-    for (i = 0; i < n_rows; i++) e[n_e].m = m, e[n_e].q = rows[i].q, n_e++;
+    for (k = 1; k < 3; k++)
+        if (mod[k]) rot_entry[k] = n_e, e[n_e].m = mod[k], n_e++;
+    for (i = 0; i < n_rows; i++) e[n_e].m = mod[rows[i].rot], e[n_e].q = rows[i].q, n_e++;
     printf("[%s] evaluating %zu models on %zu windows ...\n", tag, n_e, n_windows);
     fflush(stdout);
     t0 = llama__now();
@@ -450,7 +493,7 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         fprintf(stderr, "llama_w4a8: evaluation: %s\n", llama_status_str(st));
         failed = 1;
     } else {
-        size_t first = has_orig ? 2 : 1;
+        size_t first = (has_orig ? 2 : 1) + (mod[1] != NULL) + (mod[2] != NULL);
         printf("[%s] evaluated in %.1f s\n\n", tag, llama__now() - t0);
         fp32_ppl = llama_ppl(&mt[0]);
         emit(md, "### %s\n\n", title);
@@ -470,15 +513,23 @@ static int run_variant(const options *o, const char *tag, const char *title, con
                  mt[1].kl / (double)mt[1].tokens);
             if (rel > 1e-4) failed = 1;
         }
+        for (k = 1; k < 3; k++) {
+            double rel = mod[k] ? fabs(llama_ppl(&mt[rot_entry[k]]) / fp32_ppl - 1.0) : 0.0;
+            if (!mod[k]) continue;
+            emit(md, "FP32 check: after %s (seed %llu) PPL %.6f, relative difference %.1e (%s), KL %.1e.\n\n",
+                 rot_prefix[k], (unsigned long long)o->rot_seed, llama_ppl(&mt[rot_entry[k]]), rel,
+                 rel <= 1e-4 ? "same function" : "MISMATCH", mt[rot_entry[k]].kl / (double)mt[rot_entry[k]].tokens);
+            if (rel > 1e-4) failed = 1;
+        }
         emit(md, "| method | group | act qkv | act wo | act w13 | act w2 | PPL | ΔPPL | KL | top-1 %% | quant s |\n");
         emit(md, "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
         emit(md, "| fp32 | - | - | - | - | - | %.4f | - | - | - | - |\n", fp32_ppl);
         for (i = 0; i < n_rows; i++) {
             const llama_metrics *x = &mt[first + i];
-            char name[32], act[4][48], gb[24];
+            char name[48], act[4][48], gb[24];
             int c;
             double ppl = llama_ppl(x);
-            spec_name(&rows[i].spec, name, sizeof name);
+            spec_name(&rows[i].spec, rows[i].rot, name, sizeof name);
             for (c = 0; c < 4; c++) act_summary(rows[i].q, c, act[c], sizeof act[c]);
             emit(md, "| %s | %s | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |\n", name,
                  group_name(rows[i].spec.group, gb, sizeof gb), act[0], act[1], act[2], act[3], ppl, ppl - fp32_ppl,
@@ -489,9 +540,9 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         for (i = 0; i < n_rows; i++) {
             const llama_qmodel *q = rows[i].q;
             int l, c;
-            if (rows[i].spec.method != W4A8_METHOD_AUTO) continue;
             char gb[24];
-            emit(md, "\nauto (g%s, %s) chose, per layer qkv/wo/w13/w2:",
+            if (rows[i].spec.method != W4A8_METHOD_AUTO) continue;
+            emit(md, "\n%sauto (g%s, %s) chose, per layer qkv/wo/w13/w2:", rot_prefix[rows[i].rot],
                  group_name(rows[i].spec.group, gb, sizeof gb), spec_act(&rows[i].spec));
             for (l = 0; l < q->n_layers; l++)
                 for (c = 0; c < 4; c++) {
@@ -505,17 +556,19 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             char label[128];
             if (print_greedy(md, "greedy FP32", m, NULL, tok, o->sample) != LLAMA_OK) failed = 1;
             if (n_rows) {
-                char name[32], gb[24];
-                spec_name(&rows[best].spec, name, sizeof name);
+                char name[48], gb[24];
+                spec_name(&rows[best].spec, rows[best].rot, name, sizeof name);
                 snprintf(label, sizeof label, "greedy W4A8 %s g%s %s (lowest KL)", name,
                          group_name(rows[best].spec.group, gb, sizeof gb),
                          spec_act(&rows[best].spec));
-                if (print_greedy(md, label, m, rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
+                if (print_greedy(md, label, mod[rows[best].rot], rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
             }
         }
         emit(md, "\n");
     }
     for (i = 0; i < n_rows; i++) llama_qmodel_free(rows[i].q);
+    for (k = 1; k < 3; k++)
+        if (mod[k]) llama_free(&rotated[k]);
     free(e), free(mt), free(rows);
     return failed;
 }
@@ -582,7 +635,7 @@ static int run(int argc, char **argv) {
     options o;
     llama_model model, outl;
     llama_tokenizer tok;
-    llama_spec *specs = NULL;
+    job *specs = NULL;
     char *text = NULL, *ctext = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
     const char *list;
     int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0, k;
@@ -630,10 +683,10 @@ static int run(int argc, char **argv) {
         }
     if (k < 0) return bad_list("--group", o.groups, sizeof item);
     cap_specs = 2 * 64 * (n_groups ? n_groups : 1);
-    specs = (llama_spec *)malloc(cap_specs * sizeof *specs);
+    specs = (job *)malloc(cap_specs * sizeof *specs);
     for (g = 0; specs && g < n_groups; g++) {
         for (list = o.methods; (k = next_item(&list, item, sizeof item)) > 0;) {
-            k = n_specs + 2 <= cap_specs ? parse_method(item, &o, groups[g], specs + n_specs) : 0;
+            k = n_specs + 2 <= cap_specs ? parse_job(item, &o, groups[g], specs + n_specs) : 0;
             if (!k) {
                 fprintf(stderr, "llama_w4a8: bad method '%s' (see --help)\n", item);
                 free(specs);

@@ -87,6 +87,7 @@ void tests_methods(void);
 void tests_kernels(void);
 void tests_harden(void);
 void tests_gemm(void);
+void tests_rotate(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
 int nosimd_smoke(void);

@@ -510,12 +510,12 @@ static void test_save_load(void) {
     {
         struct { size_t off; unsigned char val; w4a8_status want; } bad[] = {
             { 0, 'X', W4A8_ERR_FILE_FORMAT },    /* magic */
-            { 4, 2, W4A8_ERR_FILE_VERSION },     /* version */
+            { 4, 3, W4A8_ERR_FILE_VERSION },     /* version */
             { 8, 0, W4A8_ERR_FILE_FORMAT },      /* N = 0 */
             { 15, 0x80, W4A8_ERR_FILE_FORMAT },  /* N huge: sizes overflow */
             { 16, 0, W4A8_ERR_FILE_FORMAT },     /* K = 0 */
             { 24, 78, W4A8_ERR_FILE_FORMAT },    /* G > K */
-            { 32, 0x1f, W4A8_ERR_FILE_FORMAT },  /* unknown flag */
+            { 32, 0x3f, W4A8_ERR_FILE_FORMAT },  /* unknown flag */
             { 36, 2, W4A8_ERR_FILE_FORMAT },     /* activation mode */
             { 43, 0xff, W4A8_ERR_FILE_FORMAT },  /* act_scale NaN */
             { 43, 0xbe, W4A8_ERR_FILE_FORMAT },  /* act_scale negative */

@@ -550,6 +550,89 @@ static void test_llama_eval_deterministic(void) {
     llama_calibs_free(&cs);
 }
 
+/* QuaRot's rotation keeps the FP32 function. Both models compute one real
+   function and differ by rounding only. A logit ends a chain of 4 L + 1 dot
+   products (length <= max(dim, hidden)) and the Hadamard transforms of its
+   inputs (chain(n) roundings: log2 p + m + 1); with rounding errors
+   unbiased and independent, the standard probabilistic model (Higham and
+   Mary 2019), its relative error is within sqrt(R) u, R = (4 L + 1)
+   (max(dim, hidden) + chain(dim) + chain(hidden)); |NLL' - NLL| <= 2 max_v
+   |z'_v - z_v|, so |PPL' / PPL - 1| <~ 2 sqrt(R) u max|z| (max|z| measured). */
+static double chain_len(size_t n) {
+    size_t m = 1, p, d = 0;
+    w4a8_hadamard_order(n, &m);
+    for (p = n / m; p > 1; p /= 2) d++;
+    return (double)(d + m + 1);
+}
+
+static void test_llama_rotate_fp32(void) {
+    size_t V = (size_t)model.c.vocab_size, D = (size_t)model.c.dim, H = (size_t)model.c.hidden_dim, i;
+    size_t K = D > H ? D : H;
+    double R = (4.0 * model.c.n_layers + 1) * ((double)K + chain_len(D) + chain_len(H)), zmax = 0.0, bound;
+    float *logits = (float *)malloc(256 * V * sizeof(float));
+    llama_state *s = NULL;
+    llama_model r[2], bad;
+    llama_entry e[3];
+    llama_metrics mt[3];
+    int online;
+    CHECK(llama_state_create(&model, 256, 256, &s) == LLAMA_OK);
+    CHECK(s && llama_forward(&model, NULL, s, stream, 256, 0, logits, NULL, NULL) == LLAMA_OK);
+    for (i = 0; s && i < 256 * V; i++) zmax = fabs(logits[i]) > zmax ? fabs(logits[i]) : zmax;
+    bound = 2.0 * sqrt(R) * (FLT_EPSILON / 2) * zmax;
+    for (online = 0; online < 2; online++) CHECK(llama_rotate(&model, 5, online, &r[online]) == LLAMA_OK);
+    CHECK(model.shared && !r[0].shared && r[0].wcls != r[0].emb && r[1].online_w2 && !r[0].online_w2);
+    CHECK(r[0].rms_att[3] == 1.0f && r[0].rms_ffn[D] == 1.0f && r[0].rms_final[D - 1] == 1.0f);
+    e[0].m = &model, e[1].m = &r[0], e[2].m = &r[1];
+    e[0].q = e[1].q = e[2].q = NULL;
+    CHECK(llama_evaluate(e, 3, stream, 4, mt) == LLAMA_OK);
+    for (i = 1; i < 3; i++) {
+        double rel = fabs(llama_ppl(&mt[i]) / llama_ppl(&mt[0]) - 1.0);
+        CHECK(rel <= bound);
+        CHECK(mt[i].top1 == mt[i].tokens);
+        if (rel > bound) printf("    rotated PPL off by %.3g (bound %.3g)\n", rel, bound);
+    }
+    CHECK(llama_rotate(&r[1], 5, 0, &bad) == LLAMA_ERR_ARG);
+    bad = model;
+    bad.c.hidden_dim = 170; /* 85 * 2: no Hadamard matrix of that order */
+    CHECK(llama_rotate(&bad, 5, 1, &r[0]) == LLAMA_ERR_W4A8 && r[0].online_w2 == 0);
+    llama_free(&r[0]);
+    llama_free(&r[1]);
+    llama_state_free(s);
+    free(logits);
+}
+
+/* On the outlier variant, per-tensor static activations: rotation (gammas
+   folded, the stream rotated, w2's input rotated online) spreads the outliers
+   and beats the same quantization without it; its w2 layers rotate online. */
+static void test_llama_rotate_outliers(void) {
+    llama_model v, r;
+    llama_calibs c0, c1;
+    llama_qmodel *q0 = NULL, *q1 = NULL;
+    llama_entry e[3];
+    llama_metrics mt[3];
+    int l;
+    if (llama_inject_outliers(&model, &v) != LLAMA_OK) {
+        CHECK(0);
+        return;
+    }
+    CHECK(llama_rotate(&v, 3, 1, &r) == LLAMA_OK);
+    if (make_calibs(&v, 2, 64, &c0) && make_calibs(&r, 2, 64, &c1)) {
+        q0 = quantize(&v, &c0, W4A8_METHOD_RTN, W4A8_ACT_PER_TENSOR, 32, NULL);
+        q1 = quantize(&r, &c1, W4A8_METHOD_RTN, W4A8_ACT_PER_TENSOR, 32, NULL);
+        for (l = 0; q1 && l < q1->n_layers; l++)
+            CHECK(q1->lin[l * LLAMA_LINEARS + LLAMA_W2]->rotate && !q1->lin[l * LLAMA_LINEARS + LLAMA_W1]->rotate);
+        e[0].m = &model, e[0].q = NULL, e[1].m = &v, e[1].q = q0, e[2].m = &r, e[2].q = q1;
+        CHECK(q0 && q1 && llama_evaluate(e, 3, stream, 3, mt) == LLAMA_OK);
+        CHECK(mt[2].kl < 0.5 * mt[1].kl);
+        llama_calibs_free(&c0);
+        llama_calibs_free(&c1);
+    }
+    llama_qmodel_free(q0);
+    llama_qmodel_free(q1);
+    llama_free(&r);
+    llama_free(&v);
+}
+
 void tests_llama2(void) {
     const char *env = getenv("W4A8_DATA"), *skip = NULL;
     char path[1200], tpath[1200];
@@ -579,6 +662,8 @@ void tests_llama2(void) {
     RUN_UNLESS(skip, test_llama_folding);
     RUN_UNLESS(skip, test_llama_outliers);
     RUN_UNLESS(skip, test_llama_eval_deterministic);
+    RUN_UNLESS(skip, test_llama_rotate_fp32);
+    RUN_UNLESS(skip, test_llama_rotate_outliers);
     free(text);
     free(stream);
     llama_tokenizer_free(&tok);

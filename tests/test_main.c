@@ -14,6 +14,7 @@ int main(void) {
     tests_kernels();
     tests_methods();
     tests_gemm();
+    tests_rotate();
 #ifndef W4A8_TEST_NO_STB /* the AArch64 cross build has no libstb */
     tests_heatmap();
 #endif

@@ -6,6 +6,7 @@
                     activation hooks, the outlier variant
        tokenizer.h  tokenizers and the protocol's token stream
        quantize.h   calibration of every linear input, quantization of a model
+       rotate.h     QuaRot's offline rotation of a model (Hadamard, gammas folded)
        eval.h       windows, perplexity, KL from FP32, top-1 agreement
    It declares w4a8.h only; define W4A8_IMPLEMENTATION in one file of yours
    before including it (examples/llama_w4a8.c does).
@@ -42,11 +43,13 @@
    llama_quantize(&model, &calibs, &spec, quantize_cls, quantizer, &qmodel, &wst)
    llama_evaluate(entries, n_entries, stream, n_windows, metrics)
    llama_inject_outliers(&model, &variant)
+   llama_rotate(&model, seed, online_w2, &rotated)    before calibrating, for rot: rows
 */
 #ifndef LLAMA_H
 #define LLAMA_H
 #include "model.h"
 #include "tokenizer.h"
 #include "quantize.h"
+#include "rotate.h"
 #include "eval.h"
 #endif /* LLAMA_H */

@@ -89,6 +89,8 @@ typedef enum llama_input { LLAMA_IN_QKV, LLAMA_IN_WO, LLAMA_IN_W13, LLAMA_IN_W2,
 typedef struct llama_model {
     llama_config c;        /* vocab_size > 0 (the file's sign is in `shared`) */
     int shared;             /* 1: the classifier is the token embedding */
+    int online_w2;          /* 1: w2 reads its input times the Hadamard matrix of order
+                               hidden_dim, seed 0 (llama_rotate) */
     size_t head_size, kv_dim;
     double rope_base, norm_eps; /* llama2.c: 10000 and 1e-5; GGUF: its metadata */
     size_t rope_dim;            /* dimensions RoPE rotates in each head (head_size in llama2.c) */
@@ -627,6 +629,10 @@ LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q
             (st = llama_linear(m, q, s, l, LLAMA_W3, s->xb, T, s->hb2)) != LLAMA_OK)
             break;
         for (i = 0; i < T * H; i++) s->hb[i] = s->hb[i] / (1.0f + expf(-s->hb[i])) * s->hb2[i];
+        /* A w4a8 layer that rotates its input does it itself. */
+        if (m->online_w2 && !(q && q->lin[l * LLAMA_LINEARS + LLAMA_W2]->rotate) &&
+            w4a8_hadamard(s->hb, T, H, 0, 0, s->hb) != W4A8_OK)
+            return LLAMA_ERR_W4A8;
         if (llama__call_hook(hook, user, l, LLAMA_IN_W2, s->hb, T, H)) return LLAMA_ERR_HOOK;
         if ((st = llama_linear(m, q, s, l, LLAMA_W2, s->hb, T, s->xb)) != LLAMA_OK) break;
         for (i = 0; i < T * D; i++) s->x[i] += s->xb[i];

@@ -230,9 +230,18 @@ LLAMA_API llama_status llama_quantize(const llama_model *m, const llama_calibs *
         if ((*wst = quantize(qkv, 3, D, c[LLAMA_IN_QKV], &cfg, lin + LLAMA_WQ, &rep[LLAMA_IN_QKV])))
             break;
         if ((st = llama__fold(lin + LLAMA_WQ, 3, q->rms_att + l * D, D)) != LLAMA_OK) break;
-        /* w2 before w3: its s goes into w3's rows. */
+        /* w2 before w3: its s goes into w3's rows, unless w2 rotates its input
+           online (then 1/s comes after the rotation, at run time). */
+        cfg.fold_smooth = !m->online_w2;
         if ((*wst = quantize(&w2, 1, H, c[LLAMA_IN_W2], &cfg, lin + LLAMA_W2, &rep[LLAMA_IN_W2])))
             break;
+        if (m->online_w2) {
+            w4a8_layer *rot = NULL;
+            if ((*wst = w4a8_layer_rotated(lin[LLAMA_W2], 0, &rot))) break;
+            w4a8_layer_free(lin[LLAMA_W2]);
+            lin[LLAMA_W2] = rot;
+        }
+        cfg.fold_smooth = 1;
         s2 = lin[LLAMA_W2]->smooth_folded ? lin[LLAMA_W2]->smooth : NULL;
         for (j = 0; s2 && j < H * D; j++) w3[j] /= s2[j / D];
         {
