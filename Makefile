@@ -13,7 +13,7 @@ STB_LIBS = -lstb
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 TEST_SRC = tests/test_main.c tests/test_core.c tests/test_kernels.c tests/test_methods.c tests/compile_c.c \
-           tests/compile_nosimd.c tests/test_heatmap.c tests/test_cuda_layout.c tests/test_llama2.c
+           tests/compile_nosimd.c tests/test_heatmap.c tests/test_cuda_layout.c tests/test_llama2.c tests/test_qat.c
 LLAMA_HDR = $(wildcard examples/llama/*.h)
 TEST_HDR = w4a8.h w4a8_cuda_layout.h tests/test.h tests/smoke.h tests/cuda_layers.h tools/w4a8_heatmap.c \
            $(LLAMA_HDR)

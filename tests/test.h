@@ -57,6 +57,7 @@ void tests_cuda_layout(void);
 void tests_llama2(void);
 void tests_methods(void);
 void tests_kernels(void);
+void tests_qat(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
 int nosimd_smoke(void);

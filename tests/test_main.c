@@ -18,6 +18,7 @@ int main(void) {
 #endif
     tests_cuda_layout();
     tests_llama2();
+    tests_qat();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
     printf("%d passed, %d failed\n", test_passed, test_failed);
