@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../examples/llama/llama.h"
-/* train.h: later */
+#include "../examples/llama/train.h"
 #include "test.h"
 
 static float *fill(size_t n, uint64_t seed, float amp) {
@@ -159,9 +159,260 @@ static void test_kv_codes(void) {
     CHECK(c[0] == (15 | 1 << 4) && c[1] == 15);
 }
 
+/* >>training -------------------------------------------------------------- */
+
+/* A random model of the given shape, through the loader (shared < 0: an
+   unshared classifier). */
+static int random_model(int dim, int hidden, int layers, int heads, int kv_heads, int vocab, int seq, uint64_t seed,
+                        llama_model *out) {
+    int32_t h[7];
+    size_t sz[13], n, i;
+    llama_config c;
+    unsigned char *buf;
+    int ok;
+    c.dim = dim, c.hidden_dim = hidden, c.n_layers = layers, c.n_heads = heads, c.n_kv_heads = kv_heads;
+    c.vocab_size = vocab < 0 ? -vocab : vocab, c.seq_len = seq;
+    n = llama__tensor_sizes(&c, vocab > 0, sz);
+    h[0] = dim, h[1] = hidden, h[2] = layers, h[3] = heads, h[4] = kv_heads, h[5] = vocab, h[6] = seq;
+    buf = (unsigned char *)malloc(28 + 4 * n);
+    memcpy(buf, h, 28); /* the test machines are little-endian, as the format */
+    for (i = 0; i < n; i++) {
+        float v = 0.4f * test_normal(&seed);
+        memcpy(buf + 28 + 4 * i, &v, 4);
+    }
+    ok = llama_load_mem(buf, 28 + 4 * n, out) == LLAMA_OK;
+    free(buf);
+    for (i = 0; ok && i < (size_t)layers * (size_t)dim; i++) out->rms_att[i] += 1.0f, out->rms_ffn[i] += 1.0f;
+    for (i = 0; ok && i < (size_t)dim; i++) out->rms_final[i] += 1.0f;
+    return ok;
+}
+
+static int n_workspaces(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Loss and gradient of a batch with fresh buffers. */
+static double grad_of(const llama_model *m, const llama_model *teacher, const llama_qat_quant *qc, const int *seqs,
+                      size_t n_seqs, size_t T, float *grad) {
+    llama_fq_model f;
+    llama_train_ws *ws[64];
+    int nw = n_workspaces(), i;
+    float *sg = (float *)malloc(n_seqs * m->n_floats * sizeof(float));
+    double loss = -1.0;
+    memset(&f, 0, sizeof f);
+    for (i = 0; i < nw; i++) CHECK(llama_train_ws_create(m, T, &ws[i]) == LLAMA_OK);
+    CHECK(llama_fq_update(m, qc, &f) == LLAMA_OK);
+    CHECK(llama_train_grad(m, teacher, qc, &f, ws, seqs, n_seqs, T, sg, grad, &loss) == LLAMA_OK);
+    for (i = 0; i < nw; i++) llama_train_ws_free(ws[i]);
+    llama_fq_free(&f);
+    free(sg);
+    return loss;
+}
+
+/* The loss at base + h * dir. */
+static double loss_at(llama_model *m, const float *base, const float *dir, double h, const llama_model *teacher,
+                      const int *seqs, size_t B, size_t T, float *scratch) {
+    llama_qat_quant none;
+    size_t j;
+    double L;
+    memset(&none, 0, sizeof none);
+    for (j = 0; j < m->n_floats; j++) m->data[j] = (float)(base[j] + h * dir[j]);
+    L = grad_of(m, teacher, &none, seqs, B, T, scratch);
+    memcpy(m->data, base, m->n_floats * sizeof(float));
+    return L;
+}
+
+/* Central differences along a random unit direction of every parameter
+   tensor, against the backward pass (no quantization: the function is
+   smooth). With steps h and h/2, the truncation error of the h/2 quotient
+   (h^2/24 L''' + ...) is below |fd(h) - fd(h/2)| (which is 3/4 of
+   h^2/6 L''' ... for smooth L); the rounding error of each quotient is at
+   most 2 eps_L |L| / step, eps_L the relative rounding of the float loss
+   (3e-7: a few float eps 6e-8 accumulated; the loss sums in double). */
+static void check_fd(int vocab) {
+    enum { T = 7, B = 3 };
+    llama_model m, teacher;
+    llama_qat_quant qc;
+    float *grad, *g2, *dir, *base;
+    int seqs[B * T], i, k;
+    uint64_t seed = 99;
+    double h = 2e-2, eps_L = 6e-8;
+    const char *names[12] = { "emb", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3", "rms_final", "wcls" };
+    if (!random_model(16, 24, 2, 4, 2, vocab, 8, 5, &m) || !random_model(16, 24, 2, 4, 2, vocab, 8, 6, &teacher)) {
+        CHECK(0);
+        return;
+    }
+    for (i = 0; i < B * T; i++) seqs[i] = (int)(test_rand(&seed) % (uint64_t)m.c.vocab_size);
+    memset(&qc, 0, sizeof qc);
+    grad = (float *)malloc(m.n_floats * sizeof(float)), g2 = (float *)malloc(m.n_floats * sizeof(float));
+    dir = (float *)calloc(m.n_floats, sizeof(float)), base = (float *)malloc(m.n_floats * sizeof(float));
+    memcpy(base, m.data, m.n_floats * sizeof(float));
+    {
+        double L = grad_of(&m, &teacher, &qc, seqs, B, T, grad);
+        float *t[12];
+        size_t sz[13];
+        CHECK(L > 0.1);
+        llama__tensor_sizes(&m.c, m.shared, sz);
+        t[0] = m.emb, t[1] = m.rms_att, t[2] = m.wq, t[3] = m.wk, t[4] = m.wv, t[5] = m.wo, t[6] = m.rms_ffn;
+        t[7] = m.w1, t[8] = m.w2, t[9] = m.w3, t[10] = m.rms_final, t[11] = m.shared ? NULL : m.wcls;
+        for (k = 0; k < 12; k++) {
+            size_t j, n = k < 11 ? sz[k] : sz[12], start;
+            double norm = 0.0, an = 0.0, fd1, fd2, bound;
+            if (!t[k]) continue;
+            start = (size_t)(t[k] - m.data);
+            for (j = 0; j < n; j++) dir[start + j] = test_normal(&seed), norm += (double)dir[start + j] * dir[start + j];
+            for (j = 0; j < n; j++) dir[start + j] = (float)(dir[start + j] / sqrt(norm)), an += (double)grad[start + j] * dir[start + j];
+            fd1 = (loss_at(&m, base, dir, h, &teacher, seqs, B, T, g2) - loss_at(&m, base, dir, -h, &teacher, seqs, B, T, g2)) / (2.0 * h);
+            fd2 = (loss_at(&m, base, dir, h / 2, &teacher, seqs, B, T, g2) - loss_at(&m, base, dir, -h / 2, &teacher, seqs, B, T, g2)) / h;
+            bound = fabs(fd1 - fd2) + 2.0 * eps_L * L * (1.0 / h + 2.0 / h) + 4.0 * eps_L * L / h;
+            if (getenv("QAT_FD_VERBOSE") || !(fabs(fd2 - an) <= bound) || fabs(an) < 1e-3)
+                printf("    %s: analytic %.7g, central differences %.7g (h) %.7g (h/2), error %.2g, bound %.2g\n",
+                       names[k], an, fd1, fd2, fabs(fd2 - an), bound);
+            CHECK(fabs(an) >= 1e-3); /* a real signal to compare */
+            CHECK(fabs(fd2 - an) <= bound);
+            memset(dir + start, 0, n * sizeof(float));
+        }
+    }
+    free(grad), free(g2), free(dir), free(base);
+    llama_free(&m), llama_free(&teacher);
+}
+
+static void test_train_fd_unshared(void) { check_fd(-20); }
+static void test_train_fd_shared(void) { check_fd(20); }
+
+/* With weights fake-quantized, the student's gradient is the FP gradient at
+   the quantized weights, through the mask; the sum over sequences is the same
+   bits for 1 and 2 threads. */
+static void test_train_ste_and_threads(void) {
+    enum { T = 8, B = 5 };
+    llama_model m, teacher, mq;
+    llama_qat_quant qc, none;
+    llama_fq_model f;
+    float *g1, *g2, *g3;
+    int seqs[B * T], i;
+    uint64_t seed = 7;
+    size_t j, masked = 0;
+    if (!random_model(32, 48, 2, 4, 2, -24, 8, 8, &m) || !random_model(32, 48, 2, 4, 2, -24, 8, 9, &teacher)) {
+        CHECK(0);
+        return;
+    }
+    for (i = 0; i < B * T; i++) seqs[i] = (int)(test_rand(&seed) % 24);
+    memset(&qc, 0, sizeof qc), memset(&none, 0, sizeof none), memset(&f, 0, sizeof f);
+    qc.weights = 1, qc.group = 16;
+    g1 = (float *)malloc(m.n_floats * sizeof(float)), g2 = (float *)malloc(m.n_floats * sizeof(float));
+    g3 = (float *)malloc(m.n_floats * sizeof(float));
+    CHECK(llama_fq_update(&m, &qc, &f) == LLAMA_OK);
+    CHECK(llama_copy(&f.w, &mq) == LLAMA_OK);
+    grad_of(&m, &teacher, &qc, seqs, B, T, g1);
+    grad_of(&mq, &teacher, &none, seqs, B, T, g2);
+    for (j = 0; j < m.n_floats; j++) {
+        float want = f.mask[j] ? g2[j] : 0.0f;
+        CHECK(memcmp(&want, &g1[j], sizeof want) == 0);
+        masked += !f.mask[j];
+    }
+    CHECK(masked > 0);
+#ifdef _OPENMP
+    {
+        int before = omp_get_max_threads();
+        qc.acts = 1, qc.kv_bits = 4;
+        omp_set_num_threads(1);
+        grad_of(&m, &teacher, &qc, seqs, B, T, g1);
+        omp_set_num_threads(2);
+        grad_of(&m, &teacher, &qc, seqs, B, T, g3);
+        omp_set_num_threads(before);
+        CHECK(memcmp(g1, g3, m.n_floats * sizeof(float)) == 0);
+    }
+#endif
+    free(g1), free(g2), free(g3);
+    llama_fq_free(&f);
+    llama_free(&m), llama_free(&teacher), llama_free(&mq);
+}
+
+/* On stories260K: the engine's forward with a float, int8 or int4 KV cache
+   gives the bits of the student's forward with keys and values (after
+   RoPE) rounded by w4a8_fake_quantize_kv, and nothing else quantized; the
+   int8 cache is close to float, int4 further. Batch and token-by-token
+   engine forwards agree with a quantized cache too. */
+static llama_model qat_model;
+static const int *qat_tokens;
+
+static void test_kv_engine(void) {
+    enum { T = 40 };
+    const llama_model *m = &qat_model;
+    const int *tokens = qat_tokens;
+    size_t V = (size_t)m->c.vocab_size, t;
+    float *eng = (float *)malloc(T * V * sizeof(float)), *step = (float *)malloc(T * V * sizeof(float));
+    float *fp = (float *)malloc(T * V * sizeof(float));
+    llama_train_ws *w = NULL;
+    llama_state *s = NULL, *s1 = NULL;
+    llama_fq_model f;
+    llama_qat_quant qc;
+    double dev[3] = { 0, 0, 0 };
+    int bi;
+    memset(&qc, 0, sizeof qc), memset(&f, 0, sizeof f);
+    CHECK(llama_train_ws_create(m, T, &w) == LLAMA_OK);
+    CHECK(llama_state_create(m, T, T, &s) == LLAMA_OK);
+    CHECK(llama_state_create(m, 1, T, &s1) == LLAMA_OK);
+    CHECK(llama_fq_update(m, &qc, &f) == LLAMA_OK);
+    if (!w || !s || !s1 || !f.w.data) return;
+    for (bi = 0; bi < 3; bi++) {
+        int bits = bi == 0 ? 0 : (bi == 1 ? 8 : 4);
+        qc.kv_bits = bits;
+        CHECK(llama_state_set_kv(s, m, bits, m->head_size, 0) == LLAMA_OK);
+        CHECK(llama_state_set_kv(s1, m, bits, m->head_size, 0) == LLAMA_OK);
+        CHECK(llama_forward(m, NULL, s, tokens, T, 0, eng, NULL, NULL) == LLAMA_OK);
+        for (t = 0; t < T; t++) CHECK(llama_forward(m, NULL, s1, tokens + t, 1, t, step + t * V, NULL, NULL) == LLAMA_OK);
+        CHECK(llama_train_forward(m, &f, &qc, w, tokens, T) == LLAMA_OK);
+        CHECK(memcmp(eng, w->logits, T * V * sizeof(float)) == 0);
+        CHECK(memcmp(eng, step, T * V * sizeof(float)) == 0);
+        if (bits == 0) memcpy(fp, eng, T * V * sizeof(float));
+        for (t = 0; t < T * V; t++) dev[bi] = fmax(dev[bi], fabs((double)eng[t] - fp[t]));
+    }
+    CHECK(dev[1] > 0.0 && dev[1] < dev[2]);
+    CHECK(llama_state_set_kv(s, m, 3, m->head_size, 0) == LLAMA_ERR_ARG);
+    CHECK(llama_state_set_kv(s, m, 8, 0, 0) == LLAMA_ERR_ARG);
+    llama_fq_free(&f);
+    llama_train_ws_free(w);
+    llama_state_free(s), llama_state_free(s1);
+    free(eng), free(step), free(fp);
+}
+
 void tests_qat(void) {
     RUN(test_fake_weights);
     RUN(test_fake_activations);
     RUN(test_kv_round_trip);
     RUN(test_kv_codes);
+    RUN(test_train_fd_unshared);
+    RUN(test_train_fd_shared);
+    RUN(test_train_ste_and_threads);
+    {
+        const char *env = getenv("W4A8_DATA");
+        char path[1200], tpath[1200], *text = NULL;
+        llama_model *m = &qat_model;
+        llama_tokenizer tok;
+        int *stream = NULL;
+        size_t bytes, n = 0;
+        snprintf(path, sizeof path, "%s/stories260K.bin", env && *env ? env : "../shared/data");
+        snprintf(tpath, sizeof tpath, "%s/tinystories_valid_first1000.txt", env && *env ? env : "../shared/data");
+        if (llama_load(path, m) != LLAMA_OK) {
+            printf("qat: skipped: no stories260K.bin at %s (set W4A8_DATA)\n", path);
+            return;
+        }
+        snprintf(path, sizeof path, "%s/tok512.bin", env && *env ? env : "../shared/data");
+        if (llama_tokenizer_load(path, 512, &tok) != LLAMA_OK || llama__read_file(tpath, (size_t)64 << 20, &text, &bytes) != LLAMA_OK ||
+            llama_encode_stories(&tok, text, bytes, &stream, &n) != LLAMA_OK || n < 4096) {
+            printf("qat: cannot read the tokenizer or %s\n", tpath);
+            test_failed++;
+        } else {
+            qat_tokens = stream + 1000;
+            RUN(test_kv_engine);
+        }
+        free(text), free(stream);
+        llama_tokenizer_free(&tok);
+        llama_free(m);
+    }
 }
