@@ -30,7 +30,7 @@ CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
 .PHONY: all deps test check test-compilers demo bench test-neon clean cuda test-cuda bench-cuda
 all: deps
-	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
+	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8 build/llama_qat
 
 build:
 	@mkdir -p build
@@ -57,12 +57,15 @@ build/w4a8_heatmap: tools/w4a8_heatmap.c $(LLAMA_HDR) w4a8.h | build
 build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
+build/llama_qat: examples/llama_qat.c $(LLAMA_HDR) w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
 # where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
 # The CUDA part runs first so that the suite's own "N passed, N failed"
 # (under the sanitizers) is the last line.
 test: deps
-	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama_w4a8
+	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama_w4a8 build/llama_qat
 ifneq ($(NVCC),)
 	$(MAKE) --no-print-directory test-cuda
 endif

@@ -47,6 +47,20 @@ EQUALIZATION, FOLDED
    exact. That is why w2 is quantized before w1/w3. Nothing can absorb wo's
    s (softmax(q k) v sits in front), so wo divides at run time.
 
+THE KV CACHE
+   Columns "PPL +KV8" and "PPL +KV4" score every row again with an int8 or
+   int4 KV cache (w4a8_kv_quantize: symmetric, one scale per token and head).
+   Keys are quantized after RoPE, as an engine stores them (LLM-QAT's
+   reference quantizes them before RoPE, inside its PyTorch attention; an
+   engine that caches rotated keys cannot); the attention reads them back
+   dequantized.
+
+LLM-QAT
+   --qat FILE adds the rows of a model trained by llama_qat (examples/
+   llama_qat.c) from this one: its weights through the same path as every
+   method (RTN or GPTQ on the same grid, per-token activations), scored
+   against this model's FP32.
+
 THE OUTLIER VARIANT
    Large LLMs have a few RMSNorm output channels 100x the rest; these tiny
    models do not. The variant multiplies 3 gamma entries of every rms_att and
@@ -91,6 +105,11 @@ static const char usage[] =
     "  --quantize-classifier  make the classifier a w4a8 layer too\n"
     "  --sample N          tokens of greedy text from FP32 and from the W4A8 model with\n"
     "                      the lowest KL (default 48; 0: none)\n"
+    "  --kv LIST           KV-cache columns: comma list of 8, 4 (int8 / int4 keys after RoPE\n"
+    "                      and values, symmetric, per token and head), or none (default 8,4)\n"
+    "  --qat FILE          weights trained by llama_qat from this model: rows llm-qat (RTN\n"
+    "                      per token on each --group) and llm-qat+gptq; KL and PPL deltas stay\n"
+    "                      against this model's FP32 (original variant only)\n"
     "  --table OUT.md      also write the tables as Markdown\n"
     "  --threads N         OpenMP threads (default: all)\n"
     "  --help              this text\n";
@@ -98,7 +117,8 @@ static const char usage[] =
 static const char *const method_names[W4A8_METHOD_COUNT] = { "rtn", "smoothquant", "awq", "gptq", "fptq", "auto" };
 
 typedef struct options {
-    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants;
+    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants, *qat;
+    int kv[2], n_kv;
     size_t windows, calib_seqs, sample;
     float fptq_low, fptq_high;
     uint64_t seed;
@@ -138,6 +158,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->calib_seqs = 128, o->sample = 48, o->seed = 1;
     o->fptq_low = 15.0f, o->fptq_high = 150.0f;
     o->act_token = o->act_tensor = 1;
+    o->kv[0] = 8, o->kv[1] = 4, o->n_kv = 2;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         size_t n;
@@ -159,6 +180,13 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--methods")) o->methods = v, o->methods_given = 1;
         else if (!strcmp(a, "--group")) o->groups = v;
         else if (!strcmp(a, "--variants")) o->variants = v;
+        else if (!strcmp(a, "--qat")) o->qat = v;
+        else if (!strcmp(a, "--kv") && !strcmp(v, "none")) o->n_kv = 0;
+        else if (!strcmp(a, "--kv") && (!strcmp(v, "8") || !strcmp(v, "4") || !strcmp(v, "8,4") || !strcmp(v, "4,8"))) {
+            o->n_kv = 0;
+            if (strchr(v, '8')) o->kv[o->n_kv++] = 8;
+            if (strchr(v, '4')) o->kv[o->n_kv++] = 4;
+        }
         else if (!strcmp(a, "--windows") && parse_size(v, 1, (size_t)-1, &o->windows)) {}
         else if (!strcmp(a, "--calib-seqs") && parse_size(v, 1, 1 << 20, &o->calib_seqs)) {}
         else if (!strcmp(a, "--sample") && parse_size(v, 0, 1 << 20, &o->sample)) {}
@@ -301,18 +329,58 @@ typedef struct row {
     llama_spec spec;
     llama_qmodel *q;
     w4a8_status st;
+    const llama_model *m; /* the weights it was quantized from */
 } row;
+
+/* "llm-qat" (+gptq) for the trained model's rows, else the method's name. */
+static void row_name(const row *r, const llama_model *m, char *buf, size_t cap) {
+    if (r->m != m) snprintf(buf, cap, "llm-qat%s", r->spec.gptq_weights ? "+gptq" : "");
+    else spec_name(&r->spec, buf, cap);
+}
+
+/* Rows llm-qat and llm-qat+gptq (RTN / GPTQ weights, per-token activations)
+   of the trained model on each group, calibrated on the same tokens. */
+static int add_qat_rows(const options *o, const char *tag, const llama_model *qat, const size_t *groups,
+                        size_t n_groups, const int *calib, size_t n_calib, row *rows, size_t *n_rows) {
+    llama_calibs cs;
+    w4a8_status wst;
+    size_t g;
+    int k, failed = 0;
+    llama_status st = llama_calibrate(qat, calib, n_calib, LLAMA_WINDOW - 1, &cs, &wst);
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: [%s] llm-qat calibration: %s\n", tag, llama_status_str(st));
+        return 1;
+    }
+    for (g = 0; g < n_groups; g++)
+        for (k = 0; k < 2; k++) {
+            row *r = &rows[*n_rows];
+            memset(&r->spec, 0, sizeof r->spec);
+            r->spec.method = k ? W4A8_METHOD_GPTQ : W4A8_METHOD_RTN, r->spec.gptq_weights = k;
+            r->spec.act_mode = W4A8_ACT_PER_TOKEN, r->spec.group = groups[g];
+            r->m = qat;
+            if ((st = llama_quantize(qat, &cs, &r->spec, o->quantize_cls, NULL, &r->q, &r->st)) != LLAMA_OK) {
+                fprintf(stderr, "llama_w4a8: [%s] llm-qat g%zu: %s\n", tag, groups[g], llama_status_str(st));
+                failed = 1;
+                continue;
+            }
+            printf("[%s] quantized llm-qat%s g%zu token in %.2f s\n", tag, k ? "+gptq" : "", groups[g], r->q->seconds);
+            (*n_rows)++;
+        }
+    llama_calibs_free(&cs);
+    return failed;
+}
 
 /* Calibrate, quantize with every spec, evaluate, print one table. */
 static int run_variant(const options *o, const char *tag, const char *title, const llama_model *orig,
                        const llama_model *m, const llama_tokenizer *tok, const int *stream, size_t n_windows,
                        const int *calib, size_t n_calib, const char *calib_desc, const llama_spec *specs,
-                       size_t n_specs, FILE *md) {
+                       size_t n_specs, const llama_model *qat, const size_t *groups, size_t n_groups, FILE *md) {
     llama_calibs cs;
-    llama_entry *e = (llama_entry *)calloc(n_specs + 2, sizeof *e);
-    llama_metrics *mt = (llama_metrics *)calloc(n_specs + 2, sizeof *mt);
-    row *rows = (row *)calloc(n_specs + 1, sizeof *rows);
-    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0;
+    size_t cap_rows = n_specs + 2 * n_groups + 1, cap_e = (cap_rows + 2) * 3;
+    llama_entry *e = (llama_entry *)calloc(cap_e, sizeof *e);
+    llama_metrics *mt = (llama_metrics *)calloc(cap_e, sizeof *mt);
+    row *rows = (row *)calloc(cap_rows, sizeof *rows);
+    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0, n_base, kv;
     int failed = 0, has_orig = orig != m;
     double t0 = llama__now(), fp32_ppl;
     char skipped[512] = "";
@@ -336,7 +404,7 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         char name[32];
         const char *act = spec_act(&specs[i]);
         row *r = &rows[n_rows];
-        r->spec = specs[i];
+        r->spec = specs[i], r->m = m;
         spec_name(&specs[i], name, sizeof name);
         st = llama_quantize(m, &cs, &specs[i], o->quantize_cls, NULL, &r->q, &r->st);
         if (st == LLAMA_ERR_W4A8 && r->st == W4A8_ERR_UNSUPPORTED && !o->methods_given) {
@@ -357,9 +425,15 @@ static int run_variant(const options *o, const char *tag, const char *title, con
     }
     if (n_skipped) printf("[%s] skipped, not supported by this build of w4a8.h: %s\n", tag, skipped);
     llama_calibs_free(&cs);
+    if (qat) failed |= add_qat_rows(o, tag, qat, groups, n_groups, calib, n_calib, rows, &n_rows);
     e[n_e].m = m, n_e++;
     if (has_orig) e[n_e].m = orig, n_e++;
-    for (i = 0; i < n_rows; i++) e[n_e].m = m, e[n_e].q = rows[i].q, n_e++;
+    for (i = 0; i < n_rows; i++) e[n_e].m = rows[i].m, e[n_e].q = rows[i].q, n_e++;
+    n_base = n_e; /* then, per KV format, FP32 and every row again */
+    for (kv = 0; kv < (size_t)o->n_kv; kv++) {
+        e[n_e].m = m, e[n_e].kv_bits = o->kv[kv], n_e++;
+        for (i = 0; i < n_rows; i++) e[n_e] = e[(has_orig ? 2 : 1) + i], e[n_e].kv_bits = o->kv[kv], n_e++;
+    }
     printf("[%s] evaluating %zu models on %zu windows ...\n", tag, n_e, n_windows);
     fflush(stdout);
     t0 = llama__now();
@@ -382,20 +456,32 @@ static int run_variant(const options *o, const char *tag, const char *title, con
                  mt[1].kl / (double)mt[1].tokens);
             if (rel > 1e-4) failed = 1;
         }
-        emit(md, "| method | group | act qkv | act wo | act w13 | act w2 | PPL | ΔPPL | KL | top-1 %% | quant s |\n");
-        emit(md, "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
-        emit(md, "| fp32 | - | - | - | - | - | %.4f | - | - | - | - |\n", fp32_ppl);
+        emit(md, "| method | group | act qkv | act wo | act w13 | act w2 | PPL | ΔPPL | KL | top-1 %% | quant s |");
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) emit(md, " PPL +KV%d |", o->kv[kv]);
+        emit(md, "\n| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) emit(md, " ---: |");
+        emit(md, "\n| fp32 | - | - | - | - | - | %.4f | - | - | - | - |", fp32_ppl);
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) {
+            double p = llama_ppl(&mt[n_base + kv * (1 + n_rows)]);
+            emit(md, " %.4f (%+.2f%%) |", p, 100.0 * (p / fp32_ppl - 1.0));
+        }
+        emit(md, "\n");
         for (i = 0; i < n_rows; i++) {
             const llama_metrics *x = &mt[first + i];
             char name[32], act[4][48];
             int c;
             double ppl = llama_ppl(x);
-            spec_name(&rows[i].spec, name, sizeof name);
+            row_name(&rows[i], m, name, sizeof name);
             for (c = 0; c < 4; c++) act_summary(rows[i].q, c, act[c], sizeof act[c]);
-            emit(md, "| %s | %zu | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |\n", name,
+            emit(md, "| %s | %zu | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |", name,
                  rows[i].spec.group, act[0], act[1], act[2], act[3], ppl, ppl - fp32_ppl,
                  100.0 * (ppl / fp32_ppl - 1.0), x->kl / (double)x->tokens, 100.0 * (double)x->top1 / (double)x->tokens,
                  rows[i].q->seconds);
+            for (kv = 0; kv < (size_t)o->n_kv; kv++) {
+                double p = llama_ppl(&mt[n_base + kv * (1 + n_rows) + 1 + i]);
+                emit(md, " %.4f (%+.2f%%) |", p, 100.0 * (p / fp32_ppl - 1.0));
+            }
+            emit(md, "\n");
             if (x->kl < mt[first + best].kl) best = i;
         }
         for (i = 0; i < n_rows; i++) {
@@ -417,10 +503,10 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             if (print_greedy(md, "greedy FP32", m, NULL, tok, o->sample) != LLAMA_OK) failed = 1;
             if (n_rows) {
                 char name[32];
-                spec_name(&rows[best].spec, name, sizeof name);
+                row_name(&rows[best], m, name, sizeof name);
                 snprintf(label, sizeof label, "greedy W4A8 %s g%zu %s (lowest KL)", name, rows[best].spec.group,
                          spec_act(&rows[best].spec));
-                if (print_greedy(md, label, m, rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
+                if (print_greedy(md, label, rows[best].m, rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
             }
         }
         emit(md, "\n");
@@ -455,12 +541,12 @@ static llama_status calib_from_text(const llama_tokenizer *tok, const char *text
 
 int main(int argc, char **argv) {
     options o;
-    llama_model model, outl;
+    llama_model model, outl, qat;
     llama_tokenizer tok;
     llama_spec *specs = NULL;
     char *text = NULL, *ctext = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
     const char *list;
-    int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0;
+    int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0, has_qat = 0;
     size_t n_stream, n_windows, n_specs = 0, cap_specs, text_bytes, n_calib = 0, g;
     size_t groups[16], n_groups = 0;
     FILE *md = NULL;
@@ -587,16 +673,26 @@ int main(int argc, char **argv) {
         for (i = 0; i < argc; i++) fprintf(md, " %s", argv[i]);
         fprintf(md, " -->\n\n");
     }
+    if (o.qat) {
+        if ((st = llama_load(o.qat, &qat)) != LLAMA_OK || memcmp(&qat.c, &model.c, sizeof qat.c) != 0 ||
+            qat.shared != model.shared) {
+            fprintf(stderr, "llama_w4a8: --qat %s: %s\n", o.qat, st != LLAMA_OK ? llama_status_str(st) : "not this model's shape");
+            failed = 1;
+            goto done;
+        }
+        has_qat = 1;
+    }
     if (want_orig)
         failed |= run_variant(&o, "original", title_orig, &model, &model, &tok, stream, n_windows, calib, n_calib, calib_desc,
-                              specs, n_specs, md);
+                              specs, n_specs, has_qat ? &qat : NULL, groups, n_groups, md);
     if (want_outl) {
         if ((st = llama_inject_outliers(&model, &outl)) != LLAMA_OK) {
             fprintf(stderr, "llama_w4a8: outlier variant: %s\n", llama_status_str(st));
             failed = 1;
         } else {
             failed |= run_variant(&o, "outliers", title_outl, &model,
-                                  &outl, &tok, stream, n_windows, calib, n_calib, calib_desc, specs, n_specs, md);
+                                  &outl, &tok, stream, n_windows, calib, n_calib, calib_desc, specs, n_specs, NULL,
+                                  groups, n_groups, md);
             llama_free(&outl);
         }
     }
@@ -608,5 +704,6 @@ done:
     free(stream), free(calib), free(specs);
     llama_tokenizer_free(&tok);
     llama_free(&model);
+    if (has_qat) llama_free(&qat);
     return failed ? 1 : 0;
 }

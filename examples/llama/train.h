@@ -13,6 +13,7 @@
 #ifndef LLAMA_TRAIN_H
 #define LLAMA_TRAIN_H
 #include "model.h"
+#include "tokenizer.h"
 #include "quantize.h"
 #include "eval.h"
 
@@ -460,6 +461,164 @@ LLAMA_API llama_status llama_train_grad(const llama_model *m, const llama_model 
         *loss = total / ((double)T * (double)n_seqs);
     }
     free(losses);
+    return st;
+}
+
+/* >>data ------------------------------------------------------------------- */
+
+/* LLM-QAT's data, written by the model itself: sequence i is BOS, the start
+   token i mod vocab, 2 to 4 greedy tokens (drawn per sequence) and then
+   tokens sampled at temperature 1 up to len. These models mark a story's end
+   with BOS; like the evaluation stream, a sequence goes on past it. Sequence
+   i draws from its own generator, so the result is the same for every
+   thread count. */
+LLAMA_API llama_status llama_qat_generate(const llama_model *m, size_t n_seqs, size_t len, uint64_t seed, int *out) {
+    llama_status st = LLAMA_OK;
+    ptrdiff_t i;
+    if (!m || !out || len < 2 || len > (size_t)m->c.seq_len) return LLAMA_ERR_TOKEN;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        llama_state *s = NULL;
+        float *logits = llama__floats((size_t)m->c.vocab_size, 1);
+        llama_status my = logits ? llama_state_create(m, 1, len, &s) : LLAMA_ERR_NOMEM;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic)
+#endif
+        for (i = 0; i < (ptrdiff_t)n_seqs; i++) {
+            int *seq = out + (size_t)i * len;
+            uint64_t rng = seed ^ (0x9E6C63D0676A9A99ull * (uint64_t)(i + 1));
+            size_t p, greedy = 2 + (size_t)(llama__rand(&rng) % 3);
+            seq[0] = LLAMA_BOS, seq[1] = (int)((size_t)i % (size_t)m->c.vocab_size);
+            for (p = 0; p + 1 < len && my == LLAMA_OK; p++) {
+                if ((my = llama_forward(m, NULL, s, seq + p, 1, p, logits, NULL, NULL)) != LLAMA_OK) break;
+                if (p == 0) continue; /* the start token is given */
+                seq[p + 1] = p <= greedy ? llama__argmax(logits, (size_t)m->c.vocab_size)
+                                         : llama__sample(logits, (size_t)m->c.vocab_size,
+                                                         (double)(llama__rand(&rng) >> 11) / 9007199254740992.0);
+            }
+        }
+        if (my != LLAMA_OK) {
+#ifdef _OPENMP
+#pragma omp critical
+#endif
+            st = my;
+        }
+        llama_state_free(s);
+        free(logits);
+    }
+    return st;
+}
+
+/* >>optimizer -------------------------------------------------------------- */
+
+/* AdamW without weight decay (LLM-QAT's), betas 0.9 / 0.999, eps 1e-8. */
+typedef struct llama_adam {
+    size_t n, step;
+    float *m1, *m2;
+} llama_adam;
+
+LLAMA_API void llama_adam_free(llama_adam *a) {
+    if (!a) return;
+    free(a->m1), free(a->m2);
+    memset(a, 0, sizeof *a);
+}
+
+LLAMA_API llama_status llama_adam_create(size_t n, llama_adam *a) {
+    memset(a, 0, sizeof *a);
+    a->m1 = (float *)calloc(n ? n : 1, sizeof(float)), a->m2 = (float *)calloc(n ? n : 1, sizeof(float));
+    if (!a->m1 || !a->m2) {
+        llama_adam_free(a);
+        return LLAMA_ERR_NOMEM;
+    }
+    a->n = n;
+    return LLAMA_OK;
+}
+
+/* The cosine schedule without warm-up: lr at step (0-based) of total. */
+LLAMA_API double llama_cosine_lr(double lr, size_t step, size_t total) {
+    return total ? lr * 0.5 * (1.0 + cos(3.14159265358979323846 * (double)step / (double)total)) : lr;
+}
+
+LLAMA_API void llama_adam_step(llama_adam *a, float *w, const float *g, double lr) {
+    double b1 = 0.9, b2 = 0.999, c1, c2;
+    ptrdiff_t i;
+    a->step++;
+    c1 = 1.0 - pow(b1, (double)a->step), c2 = 1.0 - pow(b2, (double)a->step);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (i = 0; i < (ptrdiff_t)a->n; i++) {
+        double m1 = b1 * a->m1[i] + (1.0 - b1) * g[i], m2 = b2 * a->m2[i] + (1.0 - b2) * (double)g[i] * g[i];
+        a->m1[i] = (float)m1, a->m2[i] = (float)m2;
+        w[i] = (float)(w[i] - lr * (m1 / c1) / (sqrt(m2 / c2) + 1e-8));
+    }
+}
+
+/* >>checkpoint ------------------------------------------------------------- */
+
+LLAMA_API int llama__put(FILE *f, const float *x, size_t n) {
+    unsigned char b[4096];
+    size_t i, k = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        b[k++] = (unsigned char)u, b[k++] = (unsigned char)(u >> 8), b[k++] = (unsigned char)(u >> 16),
+        b[k++] = (unsigned char)(u >> 24);
+        if (k == sizeof b || i + 1 == n) {
+            if (fwrite(b, 1, k, f) != k) return 0;
+            k = 0;
+        }
+    }
+    return 1;
+}
+
+/* m as a legacy llama2.c checkpoint, which llama_load reads back. */
+LLAMA_API llama_status llama_save(const llama_model *m, const char *path) {
+    float h[7];
+    int32_t v[7];
+    int i, ok;
+    FILE *f;
+    if (!m || !path) return LLAMA_ERR_ARG;
+    v[0] = m->c.dim, v[1] = m->c.hidden_dim, v[2] = m->c.n_layers, v[3] = m->c.n_heads;
+    v[4] = m->c.n_kv_heads, v[5] = m->shared ? m->c.vocab_size : -m->c.vocab_size, v[6] = m->c.seq_len;
+    for (i = 0; i < 7; i++) memcpy(&h[i], &v[i], 4); /* the header's bytes, through the same writer */
+    if (!(f = fopen(path, "wb"))) return LLAMA_ERR_IO;
+    ok = llama__put(f, h, 7) && llama__put(f, m->data, m->n_floats);
+    ok = fclose(f) == 0 && ok;
+    return ok ? LLAMA_OK : LLAMA_ERR_IO;
+}
+
+/* The optimizer's state next to a checkpoint: "QAT1", step, n, then m1, m2. */
+LLAMA_API llama_status llama_adam_save(const llama_adam *a, const char *path) {
+    float h[3];
+    uint32_t u[3];
+    int i, ok;
+    FILE *f;
+    u[0] = 0x31544151u, u[1] = (uint32_t)a->step, u[2] = (uint32_t)a->n;
+    for (i = 0; i < 3; i++) memcpy(&h[i], &u[i], 4);
+    if (!(f = fopen(path, "wb"))) return LLAMA_ERR_IO;
+    ok = llama__put(f, h, 3) && llama__put(f, a->m1, a->n) && llama__put(f, a->m2, a->n);
+    ok = fclose(f) == 0 && ok;
+    return ok ? LLAMA_OK : LLAMA_ERR_IO;
+}
+
+LLAMA_API llama_status llama_adam_load(const char *path, llama_adam *a) {
+    char *buf = NULL;
+    size_t bytes, i;
+    llama_status st = llama__read_file(path, (size_t)1 << 31, &buf, &bytes);
+    const unsigned char *b = (const unsigned char *)buf;
+    if (st != LLAMA_OK) return st;
+    if (bytes < 12 || (uint32_t)llama__i32(b) != 0x31544151u || (size_t)(uint32_t)llama__i32(b + 8) != a->n ||
+        bytes != 12 + 8 * a->n)
+        st = bytes < 12 ? LLAMA_ERR_TRUNCATED : LLAMA_ERR_FORMAT;
+    for (i = 0; st == LLAMA_OK && i < a->n; i++) {
+        a->m1[i] = llama__f32(b + 12 + 4 * i), a->m2[i] = llama__f32(b + 12 + 4 * (a->n + i));
+        if (!(fabsf(a->m1[i]) <= FLT_MAX) || !(a->m2[i] >= 0.0f && a->m2[i] <= FLT_MAX)) st = LLAMA_ERR_NONFINITE;
+    }
+    if (st == LLAMA_OK) a->step = (size_t)(uint32_t)llama__i32(b + 4);
+    free(buf);
     return st;
 }
 
