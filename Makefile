@@ -30,7 +30,7 @@ CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
 .PHONY: all deps test check test-compilers demo bench bench-quant compare crosscheck test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
 all: deps
-	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8
+	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8 build/llama_qat
 
 build:
 	@mkdir -p build
@@ -61,6 +61,9 @@ build/bpe_bench: tools/bpe_bench.c $(LLAMA_HDR) w4a8.h | build
 build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
+build/llama_qat: examples/llama_qat.c $(LLAMA_HDR) w4a8.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
 # where nvcc is, the CUDA build and its device tests (which say "no GPU" without one).
 # The CUDA part and the programs' own checks (tests/programs.sh) come first,
@@ -68,7 +71,7 @@ build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/output.h | bui
 # sanitizers) is the last line. (.ci/run adds a short `make fuzz`.)
 test: deps
 	$(MAKE) --no-print-directory test-compilers build/test_main build/w4a8_heatmap build/llama_w4a8 \
-	  build/quickstart build/w4a8_bench
+	  build/quickstart build/w4a8_bench build/llama_qat
 ifneq ($(NVCC),)
 	$(MAKE) --no-print-directory test-cuda
 endif

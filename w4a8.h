@@ -584,6 +584,51 @@ W4A8_API w4a8_status w4a8_rotate_output(float *W, size_t N, size_t K, uint64_t s
    For a layer quantized (by any method) from W Q and calibrated on X Q. */
 W4A8_API w4a8_status w4a8_layer_rotated(const w4a8_layer *layer, uint64_t seed, w4a8_layer **out);
 
+/* >>fake quantization and KV cache ---------------------------------------- */
+
+/* Fake quantization returns the floats a quantized layer computes with
+   (quantize, then dequantize, on exactly the grid of the functions above)
+   and, optionally, the straight-through gradient mask of each element:
+   d(out)/d(in) is taken as mask (1 or 0), the scales as constants. */
+typedef enum w4a8_ste {
+    W4A8_STE_PLAIN = 0,     /* 1 where the clamp to the code range did nothing */
+    W4A8_STE_CLIP2 = 1      /* also 0 where |in| >= 2: the LLM-QAT reference code's quirk */
+} w4a8_ste;
+
+/* Wq[N][K] = w4a8_dequantize(w4a8_quantize_rtn(W)) bit for bit; mask[N][K]
+   (or NULL): 1 where round(w / scale) + zero lay in [0, 15] before the clamp
+   (the symmetric grid's largest positive weight is clamped: mask 0). */
+W4A8_API w4a8_status w4a8_fake_quantize_weights(const float *W, size_t N, size_t K, size_t group_size,
+                                                int asymmetric, w4a8_ste ste, float *Wq, uint8_t *mask);
+/* Xq[M][K] = code * scale with the codes and scales of
+   w4a8_quantize_activations (no equalization), bit for bit; mask (or NULL):
+   1 where the rounded code lay in [-127, 127] before the clamp (per token:
+   always, up to the STE option). */
+W4A8_API w4a8_status w4a8_fake_quantize_activations(const float *X, size_t M, size_t K, w4a8_act_mode mode,
+                                                    float static_scale, w4a8_ste ste, float *Xq,
+                                                    uint8_t *mask);
+
+/* KV cache rows: X[T][D] (T tokens, D = heads * head size) in groups of
+   `group` channels along D (head size: per head; D or more: across heads;
+   a shorter last group when group does not divide D), one scale and zero
+   point per token and group. bits 8 or 4. Symmetric: scale = max|x| / qmax
+   (qmax 127 or 7), codes zero + [-qmax, qmax] with zero 128 or 8.
+   Asymmetric: the range [min(0, min x), max(0, max x)] in 255 or 15 steps,
+   zero = round(-lo / scale) in [0, 255 or 15]. x = scale * (code - zero);
+   every x comes back within half a step. Codes are stored one per byte (8
+   bits) or two per byte (4 bits: element 2i in the low nibble), row bytes
+   from w4a8_kv_row_bytes; scales and zeros [T][ceil(D / group)]. A group of
+   zeros has scale 0 and codes = zero. Rounding: to nearest, ties to even. */
+W4A8_API w4a8_status w4a8_kv_row_bytes(size_t D, int bits, size_t *bytes);
+W4A8_API w4a8_status w4a8_kv_quantize(const float *X, size_t T, size_t D, size_t group, int bits,
+                                      int asymmetric, uint8_t *codes, float *scales, uint8_t *zeros);
+W4A8_API w4a8_status w4a8_kv_dequantize(const uint8_t *codes, const float *scales, const uint8_t *zeros,
+                                        size_t T, size_t D, size_t group, int bits, float *X);
+/* Xq = w4a8_kv_dequantize(w4a8_kv_quantize(X)) bit for bit, with the STE
+   mask (or NULL): 1 where the code was not clamped. */
+W4A8_API w4a8_status w4a8_fake_quantize_kv(const float *X, size_t T, size_t D, size_t group, int bits,
+                                           int asymmetric, w4a8_ste ste, float *Xq, uint8_t *mask);
+
 /* >>layer ------------------------------------------------------------------ */
 
 /* Everything to build a layer from codes a method (yours or ours) produced. */
@@ -2182,6 +2227,196 @@ W4A8_IMPL w4a8_status w4a8_rotate_output(float *W, size_t N, size_t K, uint64_t 
         for (k = 0; k < K; k++) W[n * K + k] = T[k * N + n];
     W4A8_FREE(T);
     return st;
+}
+
+/* >>fake quantization and KV cache ---------------------------------------- */
+
+W4A8_PRIVATE uint8_t w4a8__ste(w4a8_ste ste, int in_range, float x) {
+    return (uint8_t)(in_range && (ste == W4A8_STE_PLAIN || fabsf(x) < 2.0f));
+}
+
+W4A8_IMPL w4a8_status w4a8_fake_quantize_weights(const float *W, size_t N, size_t K, size_t group_size,
+                                                 int asymmetric, w4a8_ste ste, float *Wq, uint8_t *mask) {
+    size_t G, groups;
+    ptrdiff_t n;
+    w4a8_status st;
+    if (!W || !Wq) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(N, K, group_size)) != W4A8_OK) return st;
+    if (ste != W4A8_STE_PLAIN && ste != W4A8_STE_CLIP2) return W4A8_ERR_CONFIG;
+    if (!w4a8__all_finite(W, N * K)) return W4A8_ERR_NONFINITE;
+    G = w4a8__group_len(K, group_size);
+    groups = (K + G - 1) / G;
+    W4A8__OMP_FOR
+    for (n = 0; n < (ptrdiff_t)N; n++) {
+        size_t g, k;
+        for (g = 0; g < groups; g++) {
+            size_t k0 = g * G, k1 = k0 + G < K ? k0 + G : K;
+            const float *w = W + (size_t)n * K;
+            float scale;
+            uint8_t zero;
+            w4a8__fit_group(w + k0, k1 - k0, asymmetric, &scale, &zero);
+            for (k = k0; k < k1; k++) {
+                /* w4a8__code, keeping the value before the final clamp */
+                float q = (scale > 0.0f ? w4a8__clampf(nearbyintf(w[k] / scale), -16.0f, 16.0f) : 0.0f) + (float)zero;
+                uint8_t code = (uint8_t)w4a8__clampf(q, 0.0f, 15.0f);
+                Wq[(size_t)n * K + k] = scale * (float)((int)code - (int)zero);
+                if (mask) mask[(size_t)n * K + k] = w4a8__ste(ste, q >= 0.0f && q <= 15.0f, w[k]);
+            }
+        }
+    }
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_fake_quantize_activations(const float *X, size_t M, size_t K, w4a8_act_mode mode,
+                                                     float static_scale, w4a8_ste ste, float *Xq,
+                                                     uint8_t *mask) {
+    ptrdiff_t m;
+    w4a8_status st;
+    if (!X || !Xq) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__check_shape(M, K, K)) != W4A8_OK) return st;
+    if (mode != W4A8_ACT_PER_TOKEN && mode != W4A8_ACT_PER_TENSOR) return W4A8_ERR_CONFIG;
+    if (ste != W4A8_STE_PLAIN && ste != W4A8_STE_CLIP2) return W4A8_ERR_CONFIG;
+    if (mode == W4A8_ACT_PER_TENSOR && !w4a8__valid_scale(static_scale)) return W4A8_ERR_RANGE;
+    if (!w4a8__all_finite(X, M * K)) return W4A8_ERR_NONFINITE;
+    W4A8__OMP_FOR_IF(M > 1)
+    for (m = 0; m < (ptrdiff_t)M; m++) {
+        const float *x = X + (size_t)m * K;
+        float scale = static_scale, inv, amax = 0.0f;
+        size_t k;
+        if (mode == W4A8_ACT_PER_TOKEN) { /* w4a8__quantize_token's scale */
+            for (k = 0; k < K; k++)
+                if (fabsf(x[k]) > amax) amax = fabsf(x[k]);
+            scale = amax / 127.0f;
+            inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        } else {
+            inv = 1.0f / static_scale;
+        }
+        for (k = 0; k < K; k++) {
+            float r = nearbyintf(w4a8__clampf(x[k] * inv, -128.0f, 128.0f));
+            Xq[(size_t)m * K + k] = (float)(int8_t)w4a8__clampf(r, -127.0f, 127.0f) * scale;
+            if (mask) mask[(size_t)m * K + k] = w4a8__ste(ste, r >= -127.0f && r <= 127.0f, x[k]);
+        }
+    }
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_kv_row_bytes(size_t D, int bits, size_t *bytes) {
+    if (!bytes) return W4A8_ERR_NULL_ARG;
+    if (D == 0) return W4A8_ERR_SHAPE;
+    if (bits != 8 && bits != 4) return W4A8_ERR_CONFIG;
+    *bytes = bits == 8 ? D : D / 2 + D % 2;
+    return W4A8_OK;
+}
+
+/* The checks every KV function shares. */
+W4A8_PRIVATE w4a8_status w4a8__kv_check(size_t T, size_t D, size_t group, int bits) {
+    size_t n;
+    if (T == 0 || D == 0) return W4A8_ERR_SHAPE;
+    if (group == 0) return W4A8_ERR_GROUP_SIZE;
+    if (bits != 8 && bits != 4) return W4A8_ERR_CONFIG;
+    return w4a8__mul(T, D, &n);
+}
+
+/* One group's scale and zero point (see the declaration). */
+W4A8_PRIVATE void w4a8__kv_fit(const float *x, size_t n, float levels, int asymmetric, float *scale, uint8_t *zero) {
+    float lo = 0.0f, hi = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (x[i] < lo) lo = x[i];
+        if (x[i] > hi) hi = x[i];
+    }
+    if (!asymmetric) {
+        float qmax = (levels - 1.0f) / 2.0f; /* 127 or 7 */
+        *scale = (hi > -lo ? hi : -lo) / qmax;
+        *zero = (uint8_t)(qmax + 1.0f);
+        return;
+    }
+    *scale = hi / levels - lo / levels;
+    *zero = (uint8_t)(*scale > 0.0f ? w4a8__clampf(nearbyintf(-lo / *scale), 0.0f, levels) : 0.0f);
+}
+
+/* The code before the clamp to [lo, hi] (symmetric: zero -+ qmax; asymmetric: 0, levels). */
+W4A8_PRIVATE float w4a8__kv_raw(float x, float scale, uint8_t zero) {
+    return scale > 0.0f ? nearbyintf(w4a8__clampf(x / scale, -512.0f, 512.0f)) + (float)zero : (float)zero;
+}
+
+/* Row t's groups: fit, and codes (or fake values with the mask) into one row. */
+W4A8_PRIVATE void w4a8__kv_row(const float *x, size_t D, size_t G, int bits, int asymmetric, w4a8_ste ste,
+                               uint8_t *codes, float *scales, uint8_t *zeros, float *xq, uint8_t *mask) {
+    float levels = bits == 8 ? 255.0f : 15.0f;
+    size_t g, k;
+    for (g = 0; g * G < D; g++) {
+        size_t k0 = g * G, k1 = k0 + G < D ? k0 + G : D;
+        float scale, lo, hi;
+        uint8_t zero;
+        w4a8__kv_fit(x + k0, k1 - k0, levels, asymmetric, &scale, &zero);
+        lo = asymmetric ? 0.0f : 1.0f, hi = levels;
+        if (scales) scales[g] = scale, zeros[g] = zero;
+        for (k = k0; k < k1; k++) {
+            float raw = w4a8__kv_raw(x[k], scale, zero);
+            uint8_t c = (uint8_t)w4a8__clampf(raw, lo, hi);
+            if (xq) {
+                xq[k] = scale * (float)((int)c - (int)zero);
+                if (mask) mask[k] = w4a8__ste(ste, raw >= lo && raw <= hi, x[k]);
+            } else if (bits == 8) {
+                codes[k] = c;
+            } else if (k % 2 == 0) {
+                codes[k / 2] = c;
+            } else {
+                codes[k / 2] = (uint8_t)(codes[k / 2] | c << 4);
+            }
+        }
+    }
+}
+
+W4A8_IMPL w4a8_status w4a8_kv_quantize(const float *X, size_t T, size_t D, size_t group, int bits,
+                                       int asymmetric, uint8_t *codes, float *scales, uint8_t *zeros) {
+    size_t G, groups, row, t;
+    w4a8_status st;
+    if (!X || !codes || !scales || !zeros) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__kv_check(T, D, group, bits)) != W4A8_OK) return st;
+    if (!w4a8__all_finite(X, T * D)) return W4A8_ERR_NONFINITE;
+    G = group < D ? group : D;
+    groups = (D + G - 1) / G;
+    w4a8_kv_row_bytes(D, bits, &row);
+    for (t = 0; t < T; t++)
+        w4a8__kv_row(X + t * D, D, G, bits, asymmetric, W4A8_STE_PLAIN, codes + t * row, scales + t * groups,
+                     zeros + t * groups, NULL, NULL);
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_kv_dequantize(const uint8_t *codes, const float *scales, const uint8_t *zeros,
+                                         size_t T, size_t D, size_t group, int bits, float *X) {
+    size_t G, groups, row, t, k;
+    w4a8_status st;
+    if (!codes || !scales || !zeros || !X) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__kv_check(T, D, group, bits)) != W4A8_OK) return st;
+    G = group < D ? group : D;
+    groups = (D + G - 1) / G;
+    w4a8_kv_row_bytes(D, bits, &row);
+    for (t = 0; t < T; t++) {
+        const uint8_t *c = codes + t * row;
+        for (k = 0; k < D; k++) {
+            size_t gi = t * groups + k / G;
+            int code = bits == 8 ? c[k] : (c[k / 2] >> (4 * (k & 1))) & 15;
+            X[t * D + k] = scales[gi] * (float)(code - (int)zeros[gi]);
+        }
+    }
+    return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_fake_quantize_kv(const float *X, size_t T, size_t D, size_t group, int bits,
+                                            int asymmetric, w4a8_ste ste, float *Xq, uint8_t *mask) {
+    size_t t;
+    w4a8_status st;
+    if (!X || !Xq) return W4A8_ERR_NULL_ARG;
+    if ((st = w4a8__kv_check(T, D, group, bits)) != W4A8_OK) return st;
+    if (ste != W4A8_STE_PLAIN && ste != W4A8_STE_CLIP2) return W4A8_ERR_CONFIG;
+    if (!w4a8__all_finite(X, T * D)) return W4A8_ERR_NONFINITE;
+    for (t = 0; t < T; t++)
+        w4a8__kv_row(X + t * D, D, group < D ? group : D, bits, asymmetric, ste, NULL, NULL, NULL, Xq + t * D,
+                     mask ? mask + t * D : NULL);
+    return W4A8_OK;
 }
 
 /* >>gemm ------------------------------------------------------------------- */

@@ -574,11 +574,14 @@ static int run_variant(const options *o, const char *tag, const char *title, con
 }
 
 /* The model, and its tokenizer: from the GGUF's metadata, or the llama2.c file. */
-static llama_status load_model(const options *o, llama_model *m, llama_tokenizer *tok) {
+/* *culprit: the file a failure is about. */
+static llama_status load_model(const options *o, llama_model *m, llama_tokenizer *tok, const char **culprit) {
     llama_gguf *g;
     llama_status st;
+    *culprit = o->model;
     if (!o->gguf) {
         if ((st = llama_load(o->model, m)) != LLAMA_OK) return st;
+        *culprit = o->tokenizer;
         if ((st = llama_tokenizer_load(o->tokenizer, m->c.vocab_size, tok)) != LLAMA_OK) llama_free(m);
     } else {
         if ((st = llama_gguf_open(o->model, &g)) != LLAMA_OK) return st;
@@ -637,7 +640,7 @@ static int run(int argc, char **argv) {
     llama_tokenizer tok;
     job *specs = NULL;
     char *text = NULL, *ctext = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
-    const char *list;
+    const char *list, *culprit;
     int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0, k;
     size_t n_stream, n_windows, n_specs = 0, cap_specs, text_bytes, n_calib = 0, g;
     size_t groups[16], n_groups = 0;
@@ -706,8 +709,8 @@ static int run(int argc, char **argv) {
     }
 
     memset(&tok, 0, sizeof tok);
-    if ((st = load_model(&o, &model, &tok)) != LLAMA_OK) {
-        fprintf(stderr, "llama_w4a8: %s: %s\n", o.gguf || !o.tokenizer ? o.model : o.tokenizer, llama_status_str(st));
+    if ((st = load_model(&o, &model, &tok, &culprit)) != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: %s: %s\n", culprit, llama_status_str(st));
         free(specs);
         return 1;
     }

@@ -88,6 +88,7 @@ void tests_kernels(void);
 void tests_harden(void);
 void tests_gemm(void);
 void tests_rotate(void);
+void tests_qat(void);
 int compile_c_smoke(void);
 int compile_cpp_smoke(void);
 int nosimd_smoke(void);

@@ -23,6 +23,7 @@ int main(void) {
     tests_harden();
     tests_gguf();
     tests_bpe();
+    tests_qat();
     RUN(test_compile_c_static);
     RUN(test_compile_cpp_static);
     return test_summary();

@@ -439,12 +439,22 @@ typedef struct llama_state {
     float *rope;            /* [max_pos][head_size / 2][cos, sin] */
     void *ws;               /* w4a8 workspace, grown on demand */
     size_t ws_bytes;
+    /* The quantized KV cache (llama_state_set_kv): kv_bits 0 uses the float
+       cache above; 8 or 4 stores codes from w4a8_kv_quantize instead. */
+    int kv_bits, kv_asym;
+    size_t kv_group, kv_row, kv_groups;
+    uint8_t *kcodes, *vcodes;  /* [n_layers][max_pos][kv_row] */
+    float *kscales, *vscales;  /* [n_layers][max_pos][kv_groups] */
+    uint8_t *kzeros, *vzeros;  /* [n_layers][max_pos][kv_groups] */
+    float *kdq, *vdq;          /* [max_pos][kv_dim]: one layer dequantized for the attention */
 } llama_state;
 
 LLAMA_API void llama_state_free(llama_state *s) {
     if (!s) return;
     free(s->x), free(s->xb), free(s->xb2), free(s->q), free(s->k), free(s->v);
     free(s->hb), free(s->hb2), free(s->att), free(s->kcache), free(s->vcache), free(s->rope), free(s->ws);
+    free(s->kcodes), free(s->vcodes), free(s->kscales), free(s->vscales), free(s->kzeros), free(s->vzeros);
+    free(s->kdq), free(s->vdq);
     free(s);
 }
 
@@ -483,6 +493,39 @@ LLAMA_API llama_status llama_state_create(const llama_model *m, size_t max_T, si
             s->rope[p * hs + 2 * i + 1] = (float)sin(angle);
         }
     *out = s;
+    return LLAMA_OK;
+}
+
+/* The KV cache's format from now on (what it holds is forgotten): bits 0
+   (float), 8 or 4; group channels per scale (head_size: per head per token,
+   kv_dim: one scale per token); symmetric or asymmetric (w4a8_kv_quantize).
+   Keys are quantized after RoPE, as they are stored; the attention reads
+   them dequantized. The buffers are allocated on the first switch and kept. */
+LLAMA_API llama_status llama_state_set_kv(llama_state *s, const llama_model *m, int bits, size_t group, int asymmetric) {
+    size_t kv, Lp, groups, n;
+    if (!s || !m || (bits != 0 && bits != 8 && bits != 4) || group == 0) return LLAMA_ERR_ARG;
+    s->kv_bits = 0;
+    if (bits == 0) return LLAMA_OK;
+    kv = m->kv_dim;
+    group = group < kv ? group : kv;
+    groups = (kv + group - 1) / group;
+    if (!llama__mul((size_t)m->c.n_layers, s->max_pos, &Lp) || !llama__mul(Lp, kv, &n)) return LLAMA_ERR_NOMEM;
+    if (!s->kcodes) { /* 8-bit rows, of which 4 bits use half */
+        s->kcodes = (uint8_t *)malloc(n), s->vcodes = (uint8_t *)malloc(n);
+        s->kdq = llama__floats(s->max_pos, kv), s->vdq = llama__floats(s->max_pos, kv);
+    }
+    if (s->kv_groups != groups) {
+        free(s->kscales), free(s->vscales), free(s->kzeros), free(s->vzeros);
+        s->kscales = llama__floats(Lp, groups), s->vscales = llama__floats(Lp, groups);
+        s->kzeros = (uint8_t *)malloc(Lp * groups), s->vzeros = (uint8_t *)malloc(Lp * groups); /* <= Lp * kv */
+        s->kv_groups = groups;
+    }
+    if (!s->kcodes || !s->vcodes || !s->kdq || !s->vdq || !s->kscales || !s->vscales || !s->kzeros || !s->vzeros) {
+        s->kv_groups = 0; /* reallocated next time */
+        return LLAMA_ERR_NOMEM;
+    }
+    w4a8_kv_row_bytes(kv, bits, &s->kv_row);
+    s->kv_bits = bits, s->kv_asym = asymmetric != 0, s->kv_group = group;
     return LLAMA_OK;
 }
 
@@ -567,12 +610,45 @@ LLAMA_API int llama__call_hook(llama_hook hook, void *user, int layer, llama_inp
     return hook(user, name, layer, which, X, T, K);
 }
 
+/* The new keys and values s->k, s->v [T][kv_dim] into layer l's cache at pos0.. */
+LLAMA_API llama_status llama__kv_store(const llama_model *m, llama_state *s, int l, size_t T, size_t pos0) {
+    size_t kv = m->kv_dim, at = (size_t)l * s->max_pos + pos0, ng = s->kv_groups;
+    if (!s->kv_bits) {
+        memcpy(s->kcache + at * kv, s->k, T * kv * sizeof(float));
+        memcpy(s->vcache + at * kv, s->v, T * kv * sizeof(float));
+        return LLAMA_OK;
+    }
+    return w4a8_kv_quantize(s->k, T, kv, s->kv_group, s->kv_bits, s->kv_asym, s->kcodes + at * s->kv_row,
+                            s->kscales + at * ng, s->kzeros + at * ng) == W4A8_OK &&
+                   w4a8_kv_quantize(s->v, T, kv, s->kv_group, s->kv_bits, s->kv_asym, s->vcodes + at * s->kv_row,
+                                    s->vscales + at * ng, s->vzeros + at * ng) == W4A8_OK
+               ? LLAMA_OK
+               : LLAMA_ERR_W4A8;
+}
+
+/* Layer l's keys and values at positions 0..n-1 as floats: the cache itself,
+   or dequantized into kdq/vdq. */
+LLAMA_API void llama__kv_load(const llama_model *m, llama_state *s, int l, size_t n, const float **kc, const float **vc) {
+    size_t kv = m->kv_dim, at = (size_t)l * s->max_pos, ng = s->kv_groups;
+    if (!s->kv_bits) {
+        *kc = s->kcache + at * kv, *vc = s->vcache + at * kv;
+        return;
+    }
+    /* the arguments were checked when the rows were stored */
+    w4a8_kv_dequantize(s->kcodes + at * s->kv_row, s->kscales + at * ng, s->kzeros + at * ng, n, kv, s->kv_group,
+                       s->kv_bits, s->kdq);
+    w4a8_kv_dequantize(s->vcodes + at * s->kv_row, s->vscales + at * ng, s->vzeros + at * ng, n, kv, s->kv_group,
+                       s->kv_bits, s->vdq);
+    *kc = s->kdq, *vc = s->vdq;
+}
+
 /* Causal attention of T queries at positions pos0.. over the cached keys. */
 LLAMA_API void llama__attention(const llama_model *m, llama_state *s, int l, size_t T, size_t pos0) {
     size_t hs = m->head_size, kv = m->kv_dim, D = (size_t)m->c.dim, nh = (size_t)m->c.n_heads;
     size_t group = nh / (size_t)m->c.n_kv_heads, t, h, p, i;
-    const float *kc = s->kcache + (size_t)l * s->max_pos * kv, *vc = s->vcache + (size_t)l * s->max_pos * kv;
+    const float *kc, *vc;
     float inv = (float)(1.0 / sqrt((double)hs));
+    llama__kv_load(m, s, l, pos0 + T, &kc, &vc);
     for (t = 0; t < T; t++)
         for (h = 0; h < nh; h++) {
             const float *q = s->q + t * D + h * hs;
@@ -608,7 +684,6 @@ LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q
         memcpy(s->x + t * D, m->emb + (size_t)tokens[t] * D, D * sizeof(float));
     }
     for (l = 0; l < m->c.n_layers && st == LLAMA_OK; l++) {
-        float *kc = s->kcache + ((size_t)l * s->max_pos + pos0) * kv, *vc = s->vcache + ((size_t)l * s->max_pos + pos0) * kv;
         llama__rmsnorm(s->xb, s->x, g_att + (size_t)l * D, T, D, m->norm_eps);
         if (llama__call_hook(hook, user, l, LLAMA_IN_QKV, s->xb, T, D)) return LLAMA_ERR_HOOK;
         if ((st = llama_linear(m, q, s, l, LLAMA_WQ, s->xb, T, s->q)) != LLAMA_OK ||
@@ -617,8 +692,7 @@ LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q
             break;
         llama__rope(s->q, T, D, m->head_size, s->rope, pos0);
         llama__rope(s->k, T, kv, m->head_size, s->rope, pos0);
-        memcpy(kc, s->k, T * kv * sizeof(float));
-        memcpy(vc, s->v, T * kv * sizeof(float));
+        if ((st = llama__kv_store(m, s, l, T, pos0)) != LLAMA_OK) break;
         llama__attention(m, s, l, T, pos0);
         if (llama__call_hook(hook, user, l, LLAMA_IN_WO, s->xb, T, D)) return LLAMA_ERR_HOOK;
         if ((st = llama_linear(m, q, s, l, LLAMA_WO, s->xb, T, s->xb2)) != LLAMA_OK) break;
