@@ -1,7 +1,4 @@
-/* libFuzzer target for the byte-level BPE tokenizer (examples/llama/tokenizer.h).
-
-       clang -g -O1 -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_bpe.c -o build/fuzz_bpe -lm
-       ./build/fuzz_bpe -max_total_time=60
+/* fuzz_bpe - the byte-level BPE tokenizer (examples/llama/tokenizer.h). `make fuzz`.
 
    The input is read as: byte 0 picks the pre-tokenizer and parse_special,
    byte 1 the number of merges, then two bytes per merge (the token ids it
@@ -16,10 +13,9 @@
 #define W4A8_IMPLEMENTATION
 #include "../../w4a8.h"
 #include "../../examples/llama/llama.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_TOKENS (256 + 64 + 1)
-
-static void fuzz_fail(void) { __builtin_trap(); }
 
 /* The text as llama.cpp decodes it; 0 if it has a code point above U+10FFFF. */
 static int fuzz_normalize(const unsigned char *s, size_t n, unsigned char *o, size_t *on) {
@@ -83,18 +79,17 @@ static void fuzz_structured(const uint8_t *data, size_t size) {
     d.n_tokens = V, d.tokens = tok, d.token_lens = len, d.token_types = type;
     d.n_merges = n_merges, d.merges = merges, d.merge_lens = mlen;
     d.bos = d.eos = d.unk = d.pad = -1, d.add_bos = d.add_eos = 0;
-    if (llama_tokenizer_from_vocab(&d, &t) != LLAMA_OK) fuzz_fail();
+    FUZZ_CHECK(llama_tokenizer_from_vocab(&d, &t) == LLAMA_OK);
     parse_special = (data[0] >> 2) & 1;
     norm = (unsigned char *)malloc(3 * (size - p) + 1);
     st = llama_tokenize(&t, (const char *)data + p, size - p, 1, parse_special, &ids, &n_ids);
     if (!fuzz_normalize(data + p, size - p, norm, &norm_len)) {
-        if (st != LLAMA_ERR_TEXT) fuzz_fail();
+        FUZZ_CHECK(st == LLAMA_ERR_TEXT);
     } else {
-        if (st != LLAMA_OK) fuzz_fail();
-        for (i = 0; i < n_ids; i++)
-            if (ids[i] < 0 || ids[i] >= (int)V) fuzz_fail();
-        if (llama_detokenize(&t, ids, n_ids, 1, &back, &back_len) != LLAMA_OK) fuzz_fail();
-        if (back_len != norm_len || memcmp(back, norm, norm_len) != 0) fuzz_fail();
+        FUZZ_CHECK(st == LLAMA_OK);
+        for (i = 0; i < n_ids; i++) FUZZ_CHECK(ids[i] >= 0 && ids[i] < (int)V);
+        FUZZ_CHECK(llama_detokenize(&t, ids, n_ids, 1, &back, &back_len) == LLAMA_OK);
+        FUZZ_CHECK(back_len == norm_len && memcmp(back, norm, norm_len) == 0);
         free(ids), free(back);
     }
     free(norm);
@@ -130,16 +125,59 @@ static void fuzz_raw(const uint8_t *data, size_t size) {
         int *ids;
         size_t n_ids, k;
         if (llama_tokenize(&t, (const char *)data, size, 1, 1, &ids, &n_ids) == LLAMA_OK) {
-            for (k = 0; k < n_ids; k++)
-                if (ids[k] < 0 || ids[k] >= t.vocab_size) fuzz_fail();
+            for (k = 0; k < n_ids; k++) FUZZ_CHECK(ids[k] >= 0 && ids[k] < t.vocab_size);
             free(ids);
         }
         llama_tokenizer_free(&t);
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+/* One input in the format above: merges as (id, id) pairs, an optional
+   special token (printable ASCII), the text. */
+static size_t fuzz_bpe__input(uint8_t *o, int flags, const char *const *merges, size_t n_merges,
+                              const char *special, int control, const char *text) {
+    size_t n = 0, i, k;
+    o[n++] = (uint8_t)flags, o[n++] = (uint8_t)n_merges;
+    for (i = 0; i < n_merges; i++) o[n++] = (uint8_t)merges[i][0], o[n++] = (uint8_t)merges[i][1];
+    if (special) {
+        k = strlen(special);
+        o[n++] = (uint8_t)(0x80 | (control ? 0x40 : 0) | (k - 2));
+        for (i = 0; i < k; i++) o[n++] = (uint8_t)(special[i] - 0x21);
+    } else {
+        o[n++] = 0;
+    }
+    memcpy(o + n, text, strlen(text));
+    return n + strlen(text);
+}
+
+/* Each pre-tokenizer, with merges of bytes (ids 0..255 are the bytes, in
+   order), with and without a special token and parse_special; texts with
+   digits, contractions, spaces, multi-byte and invalid UTF-8. */
+static void fuzz_seeds(const char *dir) {
+    static const char *const merges[] = { "he", "ll", "o ", " w", "or", "ld", "12" };
+    static const struct {
+        int flags;
+        size_t n_merges;
+        const char *special;
+        int control;
+        const char *text;
+    } in[] = {
+        { 0, 7, NULL, 0, "hello world 1234, it's" },
+        { 1 | 4, 7, "<|end|>", 1, "hello<|end|> world\n\n  x" },
+        { 2 | 4, 4, "[TOK]", 0, "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\x98\x80!" },
+        { 0, 0, "<|end|>", 0, "no parse <|end|> \xff\xc3 bad" },
+    };
+    uint8_t buf[256];
+    char name[16];
+    size_t i;
+    for (i = 0; i < sizeof in / sizeof in[0]; i++) {
+        size_t n = fuzz_bpe__input(buf, in[i].flags, merges, in[i].n_merges, in[i].special, in[i].control, in[i].text);
+        snprintf(name, sizeof name, "bpe%zu", i);
+        fuzz_seed_file(dir, name, buf, n);
+    }
+}
+
+FUZZ_MAIN(fuzz_seeds) {
     fuzz_structured(data, size);
     fuzz_raw(data, size);
     return 0;
