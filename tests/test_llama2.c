@@ -405,6 +405,7 @@ static void test_llama_folding(void) {
     llama_qmodel *q, ref;
     llama_entry e[3] = { { NULL, NULL, 0 } };
     llama_metrics mt[3], mu[2];
+    memset(e, 0, sizeof e);
     if (!make_calibs(&model, 2, 64, &cs)) return;
     memset(&fake, 0, sizeof fake);
     fake.H = (size_t)model.c.hidden_dim, fake.m = &model;
@@ -482,6 +483,7 @@ static void test_llama_outliers(void) {
     amax_ctx a, b;
     float sorted[64];
     double rel;
+    memset(e, 0, sizeof e);
     if (llama_inject_outliers(&model, &v) != LLAMA_OK) {
         CHECK(0);
         return;
@@ -518,6 +520,7 @@ static void test_llama_eval_deterministic(void) {
 #ifdef _OPENMP
     int threads = omp_get_max_threads();
 #endif
+    memset(e, 0, sizeof e);
     if (!make_calibs(&model, 2, 64, &cs)) return;
     q1 = quantize(&model, &cs, W4A8_METHOD_RTN, W4A8_ACT_PER_TOKEN, 128, NULL);
     q2 = quantize(&model, &cs, W4A8_METHOD_RTN, W4A8_ACT_PER_TENSOR, 32, NULL);

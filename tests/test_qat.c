@@ -408,10 +408,10 @@ static void test_train_short_run(void) {
         CHECK(llama_train_grad(&student, m, &qc, &f, ws, seqs, B, T, sg, grad, &loss) == LLAMA_OK);
         if (i == 0) first = loss;
         last = loss;
-        if (i < STEPS) llama_adam_step(&adam, student.data, grad, llama_cosine_lr(2e-3, (size_t)i, STEPS));
+        if (i < STEPS) llama_adam_step(&adam, student.data, grad, llama_cosine_lr(3e-4, (size_t)i, STEPS));
     }
-    CHECK(first > 0.01 && last < 0.95 * first); /* measured: 0.166 -> 0.148 */
-    if (!(last < 0.95 * first)) printf("    KL %.5f -> %.5f\n", first, last);
+    CHECK(first > 0.01 && last < 0.5 * first); /* measured: 0.170 -> 0.042 */
+    if (!(last < 0.5 * first)) printf("    KL %.5f -> %.5f\n", first, last);
     CHECK(llama_save(&student, path) == LLAMA_OK);
     CHECK(llama_load(path, &back) == LLAMA_OK);
     CHECK(back.n_floats == student.n_floats && back.shared == student.shared &&

@@ -92,13 +92,16 @@ LLAMA_API int llama__sample(const float *logits, size_t n, double u) {
     return (int)n - 1;
 }
 
-/* n_seqs sequences of len tokens sampled at temperature 1 from BOS.
+/* n_seqs sequences of len tokens from BOS, sampled at temperature 1.
+   With qat_start, sequence i is LLM-QAT's instead: BOS, the start token
+   i mod vocab, 2 to 4 greedy tokens (drawn per sequence), then sampled.
    Sequence i draws from its own generator seeded with (seed, i), so the
    result does not depend on the thread count. */
-LLAMA_API llama_status llama_generate_calib(const llama_model *m, size_t n_seqs, size_t len, uint64_t seed, int *out) {
+LLAMA_API llama_status llama__generate(const llama_model *m, size_t n_seqs, size_t len, uint64_t seed, int qat_start,
+                                        int *out) {
     llama_status st = LLAMA_OK;
     ptrdiff_t i;
-    if (len == 0 || len > (size_t)m->c.seq_len) return LLAMA_ERR_TOKEN;
+    if (len < 1 + (size_t)(qat_start != 0) || len > (size_t)m->c.seq_len) return LLAMA_ERR_TOKEN;
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
@@ -112,12 +115,16 @@ LLAMA_API llama_status llama_generate_calib(const llama_model *m, size_t n_seqs,
         for (i = 0; i < (ptrdiff_t)n_seqs; i++) {
             int *seq = out + (size_t)i * len;
             uint64_t rng = seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(i + 1));
-            size_t p;
+            size_t p, greedy = qat_start ? 2 + (size_t)(llama__rand(&rng) % 3) : 0;
             seq[0] = LLAMA_BOS;
+            if (qat_start) seq[1] = (int)((size_t)i % (size_t)m->c.vocab_size);
             for (p = 0; p + 1 < len && my == LLAMA_OK; p++) {
                 if ((my = llama_forward(m, NULL, s, seq + p, 1, p, logits, NULL, NULL)) != LLAMA_OK) break;
-                seq[p + 1] = llama__sample(logits, (size_t)m->c.vocab_size,
-                                            (double)(llama__rand(&rng) >> 11) / 9007199254740992.0);
+                if (qat_start && p == 0) continue; /* the start token is given */
+                seq[p + 1] = p <= greedy && qat_start
+                                 ? llama__argmax(logits, (size_t)m->c.vocab_size)
+                                 : llama__sample(logits, (size_t)m->c.vocab_size,
+                                                 (double)(llama__rand(&rng) >> 11) / 9007199254740992.0);
             }
         }
         if (my != LLAMA_OK) {
@@ -130,6 +137,10 @@ LLAMA_API llama_status llama_generate_calib(const llama_model *m, size_t n_seqs,
         free(logits);
     }
     return st;
+}
+
+LLAMA_API llama_status llama_generate_calib(const llama_model *m, size_t n_seqs, size_t len, uint64_t seed, int *out) {
+    return llama__generate(m, n_seqs, len, seed, 0, out);
 }
 
 /* >>quantize --------------------------------------------------------------- */

@@ -466,49 +466,13 @@ LLAMA_API llama_status llama_train_grad(const llama_model *m, const llama_model 
 
 /* >>data ------------------------------------------------------------------- */
 
-/* LLM-QAT's data, written by the model itself: sequence i is BOS, the start
-   token i mod vocab, 2 to 4 greedy tokens (drawn per sequence) and then
-   tokens sampled at temperature 1 up to len. These models mark a story's end
-   with BOS; like the evaluation stream, a sequence goes on past it. Sequence
-   i draws from its own generator, so the result is the same for every
-   thread count. */
+/* LLM-QAT's data, written by the model itself (llama__generate): sequence
+   i is BOS, the start token i mod vocab, 2 to 4 greedy tokens and then
+   tokens sampled at temperature 1 up to len. These models mark a story's
+   end with BOS; like the evaluation stream, a sequence goes on past it. */
 LLAMA_API llama_status llama_qat_generate(const llama_model *m, size_t n_seqs, size_t len, uint64_t seed, int *out) {
-    llama_status st = LLAMA_OK;
-    ptrdiff_t i;
-    if (!m || !out || len < 2 || len > (size_t)m->c.seq_len) return LLAMA_ERR_TOKEN;
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-    {
-        llama_state *s = NULL;
-        float *logits = llama__floats((size_t)m->c.vocab_size, 1);
-        llama_status my = logits ? llama_state_create(m, 1, len, &s) : LLAMA_ERR_NOMEM;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic)
-#endif
-        for (i = 0; i < (ptrdiff_t)n_seqs; i++) {
-            int *seq = out + (size_t)i * len;
-            uint64_t rng = seed ^ (0x9E6C63D0676A9A99ull * (uint64_t)(i + 1));
-            size_t p, greedy = 2 + (size_t)(llama__rand(&rng) % 3);
-            seq[0] = LLAMA_BOS, seq[1] = (int)((size_t)i % (size_t)m->c.vocab_size);
-            for (p = 0; p + 1 < len && my == LLAMA_OK; p++) {
-                if ((my = llama_forward(m, NULL, s, seq + p, 1, p, logits, NULL, NULL)) != LLAMA_OK) break;
-                if (p == 0) continue; /* the start token is given */
-                seq[p + 1] = p <= greedy ? llama__argmax(logits, (size_t)m->c.vocab_size)
-                                         : llama__sample(logits, (size_t)m->c.vocab_size,
-                                                         (double)(llama__rand(&rng) >> 11) / 9007199254740992.0);
-            }
-        }
-        if (my != LLAMA_OK) {
-#ifdef _OPENMP
-#pragma omp critical
-#endif
-            st = my;
-        }
-        llama_state_free(s);
-        free(logits);
-    }
-    return st;
+    if (!m || !out) return LLAMA_ERR_ARG;
+    return llama__generate(m, n_seqs, len, seed, 1, out);
 }
 
 /* >>optimizer -------------------------------------------------------------- */
