@@ -61,7 +61,7 @@ build/bpe_bench: tools/bpe_bench.c $(LLAMA_HDR) w4a8.h | build
 build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-build/llama_qat: examples/llama_qat.c $(LLAMA_HDR) w4a8.h | build
+build/llama_qat: examples/llama_qat.c $(LLAMA_HDR) w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # Everything: both compilers warning-free, the suite plain and under sanitizers;

@@ -12,13 +12,15 @@
    student) at temperature 1 over every position, the teacher being the
    frozen FP32 model; AdamW without weight decay, cosine schedule, no
    warm-up. The trained weights are an ordinary checkpoint: quantize them
-   with any w4a8 method (llama_w4a8 --qat does RTN and GPTQ on the same grid).
+   with any w4a8 method (pass it to llama_w4a8 as --model).
    Every --ckpt-every steps the weights go to --out and the optimizer to
    --out.adam; --resume continues from there (the data are regenerated from
    the seed, the same tokens). */
+#define _POSIX_C_SOURCE 200809L /* lstat: ../tools/output.h */
 #define W4A8_IMPLEMENTATION
 #include "llama/llama.h"
 #include "llama/train.h"
+#include "../tools/output.h"
 
 static const char usage[] =
     "usage: llama_qat --model FILE --out FILE [options]\n"
@@ -137,7 +139,7 @@ static llama_status text_data(const options *o, const llama_model *m, size_t n, 
     return st;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     options o;
     llama_model teacher, student;
     llama_fq_model f;
@@ -267,3 +269,6 @@ done:
     llama_free(&student), llama_free(&teacher);
     return failed;
 }
+
+/* A lost line of standard output (the progress, the summary) is an error too. */
+int main(int argc, char **argv) { return output_finish("llama_qat", stdout, stderr, run(argc, argv)); }

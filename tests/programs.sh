@@ -38,6 +38,7 @@ slow2=$!
 
 # Lost standard output: every program.
 full "$B/llama_w4a8" --help
+full "$B/llama_qat" --help
 full "$B/w4a8_heatmap" --help
 expect 0 "" "$B/llama_w4a8" --help
 

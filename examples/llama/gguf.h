@@ -1314,16 +1314,20 @@ LLAMA_API llama_status llama_gguf_writer_write_mem(const llama_gguf_writer *w, v
     return LLAMA_OK;
 }
 
-/* Written to "<path>.tmpN" beside the target (opened exclusively), then
-   renamed over it: a reader of path sees the old file or the whole new one.
-   A target that exists and is not a regular file is refused. */
-LLAMA_API llama_status llama_gguf_writer_write(const llama_gguf_writer *w, const char *path) {
+/* What llama__write_file writes into the open temporary file. */
+typedef llama_status (*llama__emit)(void *user, FILE *f);
+
+/* Every file of the engine is written to "<path>.tmpN" beside the target
+   (opened exclusively), then renamed over it: a reader of path sees the old
+   file or the whole new one. A target that exists and is not a regular file
+   is refused. */
+LLAMA_API llama_status llama__write_file(const char *path, llama__emit emit, void *user) {
     char *tmp;
     size_t len;
     FILE *f = NULL;
     llama_status st;
     int k;
-    if (!w || !path || !*path) return LLAMA_ERR_ARG;
+    if (!path || !*path) return LLAMA_ERR_ARG;
     if (llama__gguf_not_regular(path)) return LLAMA_ERR_IO;
     len = strlen(path);
     if (!(tmp = (char *)malloc(len + 16))) return LLAMA_ERR_NOMEM;
@@ -1335,12 +1339,21 @@ LLAMA_API llama_status llama_gguf_writer_write(const llama_gguf_writer *w, const
         free(tmp);
         return LLAMA_ERR_IO;
     }
-    st = llama__gguf_emit(w, NULL, NULL, f);
+    st = emit(user, f);
     if (fclose(f) != 0 && st == LLAMA_OK) st = LLAMA_ERR_IO;
     if (st == LLAMA_OK && rename(tmp, path) != 0) st = LLAMA_ERR_IO;
     if (st != LLAMA_OK) remove(tmp);
     free(tmp);
     return st;
+}
+
+LLAMA_API llama_status llama__gguf_emit_file(void *w, FILE *f) {
+    return llama__gguf_emit((const llama_gguf_writer *)w, NULL, NULL, f);
+}
+
+LLAMA_API llama_status llama_gguf_writer_write(const llama_gguf_writer *w, const char *path) {
+    if (!w) return LLAMA_ERR_ARG;
+    return llama__write_file(path, llama__gguf_emit_file, (void *)w);
 }
 
 #endif /* LLAMA_GGUF_H */

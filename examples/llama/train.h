@@ -538,34 +538,38 @@ LLAMA_API int llama__put(FILE *f, const float *x, size_t n) {
     return 1;
 }
 
-/* m as a legacy llama2.c checkpoint, which llama_load reads back. */
-LLAMA_API llama_status llama_save(const llama_model *m, const char *path) {
+LLAMA_API llama_status llama__emit_model(void *user, FILE *f) {
+    const llama_model *m = (const llama_model *)user;
     float h[7];
     int32_t v[7];
-    int i, ok;
-    FILE *f;
-    if (!m || !path) return LLAMA_ERR_ARG;
+    int i;
     v[0] = m->c.dim, v[1] = m->c.hidden_dim, v[2] = m->c.n_layers, v[3] = m->c.n_heads;
     v[4] = m->c.n_kv_heads, v[5] = m->shared ? m->c.vocab_size : -m->c.vocab_size, v[6] = m->c.seq_len;
     for (i = 0; i < 7; i++) memcpy(&h[i], &v[i], 4); /* the header's bytes, through the same writer */
-    if (!(f = fopen(path, "wb"))) return LLAMA_ERR_IO;
-    ok = llama__put(f, h, 7) && llama__put(f, m->data, m->n_floats);
-    ok = fclose(f) == 0 && ok;
-    return ok ? LLAMA_OK : LLAMA_ERR_IO;
+    return llama__put(f, h, 7) && llama__put(f, m->data, m->n_floats) ? LLAMA_OK : LLAMA_ERR_IO;
+}
+
+/* m as a legacy llama2.c checkpoint, which llama_load reads back; all or
+   nothing (llama__write_file). */
+LLAMA_API llama_status llama_save(const llama_model *m, const char *path) {
+    if (!m || !path) return LLAMA_ERR_ARG;
+    return llama__write_file(path, llama__emit_model, (void *)m);
+}
+
+LLAMA_API llama_status llama__emit_adam(void *user, FILE *f) {
+    const llama_adam *a = (const llama_adam *)user;
+    float h[3];
+    uint32_t u[3];
+    int i;
+    u[0] = 0x31544151u, u[1] = (uint32_t)a->step, u[2] = (uint32_t)a->n;
+    for (i = 0; i < 3; i++) memcpy(&h[i], &u[i], 4);
+    return llama__put(f, h, 3) && llama__put(f, a->m1, a->n) && llama__put(f, a->m2, a->n) ? LLAMA_OK : LLAMA_ERR_IO;
 }
 
 /* The optimizer's state next to a checkpoint: "QAT1", step, n, then m1, m2. */
 LLAMA_API llama_status llama_adam_save(const llama_adam *a, const char *path) {
-    float h[3];
-    uint32_t u[3];
-    int i, ok;
-    FILE *f;
-    u[0] = 0x31544151u, u[1] = (uint32_t)a->step, u[2] = (uint32_t)a->n;
-    for (i = 0; i < 3; i++) memcpy(&h[i], &u[i], 4);
-    if (!(f = fopen(path, "wb"))) return LLAMA_ERR_IO;
-    ok = llama__put(f, h, 3) && llama__put(f, a->m1, a->n) && llama__put(f, a->m2, a->n);
-    ok = fclose(f) == 0 && ok;
-    return ok ? LLAMA_OK : LLAMA_ERR_IO;
+    if (!a || !path) return LLAMA_ERR_ARG;
+    return llama__write_file(path, llama__emit_adam, (void *)a);
 }
 
 LLAMA_API llama_status llama_adam_load(const char *path, llama_adam *a) {
