@@ -198,7 +198,10 @@ test-neon: | build
 # UBSan). Each writes its own seeds (`-seed DIR`), then runs FUZZ_SECONDS
 # from them, keeping what it finds in build/fuzz/NAME.corpus; a crash or a
 # broken invariant stops make (the input is saved as build/fuzz/NAME-crash-*).
+# FUZZ_RUNS=N runs N inputs from a fixed seed instead: the same inputs on
+# every machine, so that CI's verdict does not depend on luck or speed.
 FUZZ_SECONDS ?= 60
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS) -seed=1,-max_total_time=$(FUZZ_SECONDS))
 FUZZ_SRC   = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN   = $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 FUZZ_FLAGS = -std=c99 -O1 -g -ffp-contract=off $(WARN) -fsanitize=fuzzer,address,undefined \
@@ -214,8 +217,8 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	@for f in $(FUZZ_BIN); do \
 	  rm -rf $$f.seed && mkdir -p $$f.seed $$f.corpus && $$f -seed $$f.seed || exit 1; \
-	  echo "$$f: $(FUZZ_SECONDS) s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$$f- $$f.corpus $$f.seed \
+	  echo "$$f: $(FUZZ_LIMIT)"; \
+	  $$f $(FUZZ_LIMIT) -print_final_stats=1 -artifact_prefix=$$f- $$f.corpus $$f.seed \
 	    2>$$f.log || { tail -40 $$f.log; exit 1; }; \
 	  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" $$f.log; done
 

@@ -2,7 +2,8 @@
 
    Input: one mode byte, then a file image. Mode bit 0 rewrites the image's
    CRC before loading, so that mutations reach the fields behind it.
-   Whatever loads must (1) save back to the same bytes, (2) load again, and
+   Whatever loads must (1) save back to the same bytes (a version-1 file:
+   to the same bytes with version 2 and its CRC), (2) load again, and
    (3) run a forward with the same status and the same bits on every kernel
    this CPU and the layer's shape allow, from the same portable codes. */
 #define W4A8_IMPLEMENTATION
@@ -19,6 +20,13 @@ static uint32_t crc32_bitwise(const uint8_t *p, size_t n) {
         for (k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
     }
     return ~c;
+}
+
+/* Rewrites the last four bytes with the CRC of the rest. */
+static void put_crc(uint8_t *file, size_t bytes) {
+    uint32_t c = crc32_bitwise(file, bytes - 4);
+    int b;
+    for (b = 0; b < 4; b++) file[bytes - 4 + (size_t)b] = (uint8_t)(c >> (8 * b));
 }
 
 static uint8_t *save(const w4a8_layer *L, size_t *bytes) {
@@ -51,9 +59,19 @@ static void check_layer(const uint8_t *file, size_t bytes, const w4a8_layer *ref
     size_t again_bytes;
     w4a8_layer *L2 = NULL;
     int k;
-    /* (1), (2): one layer, one byte string */
+    /* (1), (2): one layer, one byte string; saving upgrades version 1 to 2 */
     again = save(ref, &again_bytes);
-    FUZZ_CHECK(again_bytes == bytes && memcmp(again, file, bytes) == 0);
+    FUZZ_CHECK(again_bytes == bytes);
+    if (file[4] == 1) {
+        uint8_t *upgraded = (uint8_t *)malloc(bytes);
+        FUZZ_CHECK(upgraded != NULL && W4A8_FORMAT_VERSION == 2);
+        memcpy(upgraded, file, bytes);
+        upgraded[4] = 2;
+        put_crc(upgraded, bytes);
+        FUZZ_CHECK(memcmp(again, upgraded, bytes) == 0);
+        free(upgraded);
+    } else
+        FUZZ_CHECK(memcmp(again, file, bytes) == 0);
     FUZZ_CHECK(w4a8_layer_load_mem(again, again_bytes, W4A8_KERNEL_SCALAR, &L2) == W4A8_OK);
     w4a8_layer_free(L2);
     free(again);
@@ -143,11 +161,7 @@ FUZZ_MAIN(fuzz_seeds) {
     file = (uint8_t *)malloc(bytes ? bytes : 1);
     FUZZ_CHECK(file != NULL);
     memcpy(file, data + 1, bytes);
-    if ((data[0] & 1) && bytes >= 4) {
-        uint32_t c = crc32_bitwise(file, bytes - 4);
-        int b;
-        for (b = 0; b < 4; b++) file[bytes - 4 + (size_t)b] = (uint8_t)(c >> (8 * b));
-    }
+    if ((data[0] & 1) && bytes >= 4) put_crc(file, bytes);
     st = w4a8_layer_load_mem(file, bytes, W4A8_KERNEL_SCALAR, &L);
     FUZZ_CHECK((st == W4A8_OK) == (L != NULL));
     FUZZ_CHECK(st == W4A8_OK || st == W4A8_ERR_NOMEM || (st >= W4A8_ERR_FILE_IO && st <= W4A8_ERR_FILE_CHECKSUM));
