@@ -60,6 +60,20 @@ EQUALIZATION, FOLDED
    exact. That is why w2 is quantized before w1/w3. Nothing can absorb wo's
    s (softmax(q k) v sits in front), so wo divides at run time.
 
+THE KV CACHE
+   --kv 8,4 adds columns "PPL +KV8" and "PPL +KV4": every row (and FP32)
+   scored again with an int8 or int4 KV cache (w4a8_kv_quantize, one scale
+   per token and head, symmetric; "8a"/"4a" for asymmetric ones, with a
+   zero point). Keys are quantized after RoPE, as an engine stores them;
+   the attention reads them back dequantized.
+
+LLM-QAT
+   --qat FILE adds rows llm-qat: the weights llama_qat (examples/llama_qat.c)
+   trained from this model, quantized like every method (RTN on each --group,
+   per-token activations) and scored against this model's FP32, so KL and
+   top-1 compare with the other rows; FILE:GROUP gives only the row of the
+   group it was trained at. A comma list adds rows per file, named after it.
+
 THE OUTLIER VARIANT
    Large LLMs have a few RMSNorm output channels 100x the rest; these tiny
    models do not. The variant multiplies 3 gamma entries of every rms_att and
@@ -124,6 +138,12 @@ static const char usage[] =
     "  --quantize-classifier  make the classifier a w4a8 layer too\n"
     "  --sample N          tokens of greedy text from FP32 and from the W4A8 model with\n"
     "                      the lowest KL (default 48; 0: none)\n"
+    "  --kv LIST           KV-cache columns: comma list of 8, 4 (int8 / int4 keys after\n"
+    "                      RoPE and values, per token and head, symmetric), 8a, 4a\n"
+    "                      (asymmetric) (default: none)\n"
+    "  --qat LIST          checkpoints trained by llama_qat from this llama2.c model: rows\n"
+    "                      llm-qat (RTN on each --group, per token; original variant only);\n"
+    "                      FILE:GROUP (32, channel, ...) for its training group's row only\n"
     "  --table OUT.md      also write the tables as Markdown\n"
     "  --threads N         OpenMP threads (default: all)\n"
     "  --help              this text\n";
@@ -140,7 +160,8 @@ typedef struct job {
 static const char *const rot_prefix[3] = { "", "rot:", "rot+w2:" };
 
 typedef struct options {
-    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants;
+    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants, *kv, *qat;
+    int kv_bits[8], kv_asym[8], n_kv; /* the KV columns, from --kv */
     size_t windows, calib_seqs, sample, ctx;
     size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
     float fptq_low, fptq_high;
@@ -159,6 +180,15 @@ static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
     return 1;
 }
 
+/* A group size, or "channel": W4A8_MAX_GROUP (one group per row). */
+static int parse_group(const char *s, size_t *out) {
+    if (s && !strcmp(s, "channel")) {
+        *out = W4A8_MAX_GROUP;
+        return 1;
+    }
+    return parse_size(s, 1, W4A8_MAX_GROUP, out);
+}
+
 /* "LOW,HIGH" with 0 <= LOW <= HIGH, both finite. */
 static int parse_bounds(const char *s, float *low, float *high) {
     char *end;
@@ -175,7 +205,8 @@ static int parse_bounds(const char *s, float *low, float *high) {
 /* Options that take a value. */
 static const char *const value_options[] = { "--model",   "--tokenizer", "--text",    "--calib",       "--table",
                                              "--methods", "--group",     "--variants", "--windows",    "--calib-seqs",
-                                             "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act" };
+                                             "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act",
+                                             "--kv",      "--qat",       "--ctx",     "--rot-seed" };
 
 static int takes_value(const char *a) {
     size_t i;
@@ -220,6 +251,8 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--methods")) o->methods = v, o->methods_given = 1;
         else if (!strcmp(a, "--group")) o->groups = v, o->groups_given = 1;
         else if (!strcmp(a, "--variants")) o->variants = v, o->variants_given = 1;
+        else if (!strcmp(a, "--kv")) o->kv = v;
+        else if (!strcmp(a, "--qat")) o->qat = v;
         else if (!strcmp(a, "--windows") && parse_size(v, 1, (size_t)-1, &o->windows)) {}
         else if (!strcmp(a, "--ctx") && parse_size(v, 4, 1 << 20, &o->ctx)) {}
         else if (!strcmp(a, "--calib-seqs") && parse_size(v, 1, 1 << 20, &o->calib_seqs)) o->calib_given = 1;
@@ -403,22 +436,95 @@ static void progress_line(void *user, size_t done, size_t total) {
 typedef struct row {
     llama_spec spec;
     int rot;
+    const llama_model *m; /* the weights it was quantized from */
+    const char *qat;      /* llm-qat rows: the name of the trained checkpoint, else NULL */
     llama_qmodel *q;
     w4a8_status st;
 } row;
 
-/* Calibrate, quantize with every spec, evaluate, print one table. */
+/* Models trained by llama_qat from the original (--qat): one row per file and group. */
+typedef struct qat_set {
+    const llama_model *m;
+    const char *const *names;
+    const size_t *trained; /* the group each was trained at (its only row), or 0: every group */
+    size_t n;
+    const size_t *groups;
+    size_t n_groups;
+} qat_set;
+
+static void row_name(const row *r, char *buf, size_t cap) {
+    if (r->qat) snprintf(buf, cap, "llm-qat%s%s", *r->qat ? ":" : "", r->qat);
+    else spec_name(&r->spec, r->rot, buf, cap);
+}
+
+/* Quantize r's weights with r's spec: 1 done, 0 failed (said why), -1 not
+   supported by this build (the caller may skip it). */
+static int quantize_row(const options *o, const char *tag, const llama_calibs *cs, row *r) {
+    char name[48], gb[24];
+    const char *act = spec_act(&r->spec);
+    llama_status st = llama_quantize(r->m, cs, &r->spec, o->quantize_cls, NULL, &r->q, &r->st);
+    row_name(r, name, sizeof name);
+    if (st == LLAMA_ERR_W4A8 && r->st == W4A8_ERR_UNSUPPORTED && !o->methods_given) return -1;
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: [%s] %s g%s %s: %s%s%s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
+                llama_status_str(st), r->st ? ": " : "", r->st ? w4a8_status_str(r->st) : "");
+        return 0;
+    }
+    printf("[%s] quantized %s g%s %s in %.2f s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
+           r->q->seconds);
+    fflush(stdout);
+    return 1;
+}
+
+/* The llm-qat rows: each trained model calibrated on the same tokens, RTN
+   with per-token activations on each group. */
+static int add_qat_rows(const options *o, const char *tag, const qat_set *qs, const int *calib, size_t n_calib,
+                        row *rows, size_t *n_rows) {
+    size_t f, g;
+    int failed = 0;
+    for (f = 0; f < qs->n; f++) {
+        llama_calibs cs;
+        w4a8_status wst;
+        llama_status st = llama_calibrate(&qs->m[f], calib, n_calib, LLAMA_WINDOW - 1, &cs, &wst);
+        if (st != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: [%s] calibration of %s: %s\n", tag, qs->names[f], llama_status_str(st));
+            failed = 1;
+            continue;
+        }
+        for (g = 0; g < (qs->trained[f] ? 1 : qs->n_groups); g++) {
+            row *r = &rows[*n_rows];
+            memset(r, 0, sizeof *r);
+            r->spec.method = W4A8_METHOD_RTN, r->spec.act_mode = W4A8_ACT_PER_TOKEN;
+            r->spec.group = qs->trained[f] ? qs->trained[f] : qs->groups[g];
+            r->m = &qs->m[f], r->qat = qs->n > 1 ? qs->names[f] : "";
+            if (quantize_row(o, tag, &cs, r) == 1) (*n_rows)++;
+            else failed = 1;
+        }
+        llama_calibs_free(&cs);
+    }
+    return failed;
+}
+
+/* " 3.7612 (+0.10%) |": a KV column's cell. */
+static void emit_kv_cell(FILE *md, const llama_metrics *x, double fp32_ppl) {
+    double p = llama_ppl(x);
+    emit(md, " %.4f (%+.2f%%) |", p, 100.0 * (p / fp32_ppl - 1.0));
+}
+
+/* Calibrate, quantize with every spec (and the llm-qat rows of qs, or NULL),
+   evaluate, print one table. */
 static int run_variant(const options *o, const char *tag, const char *title, const llama_model *orig,
                        const llama_model *m, const llama_tokenizer *tok, const int *stream, size_t n_windows,
                        const int *calib, size_t n_calib, const char *calib_desc, const job *specs,
-                       size_t n_specs, FILE *md) {
+                       size_t n_specs, const qat_set *qs, FILE *md) {
     llama_calibs cs;
-    llama_entry *e = (llama_entry *)calloc(n_specs + 4, sizeof *e);
-    llama_metrics *mt = (llama_metrics *)calloc(n_specs + 4, sizeof *mt);
-    row *rows = (row *)calloc(n_specs + 1, sizeof *rows);
+    size_t cap_rows = n_specs + (qs ? qs->n * qs->n_groups : 0) + 1, cap_e = (cap_rows + 4) * (1 + (size_t)o->n_kv);
+    llama_entry *e = (llama_entry *)calloc(cap_e, sizeof *e);
+    llama_metrics *mt = (llama_metrics *)calloc(cap_e, sizeof *mt);
+    row *rows = (row *)calloc(cap_rows, sizeof *rows);
     llama_model rotated[3];
     const llama_model *mod[3] = { m, NULL, NULL };
-    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0, rot_entry[3] = { 0, 0, 0 };
+    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0, rot_entry[3] = { 0, 0, 0 }, n_base, kv;
     int failed = 0, has_orig = orig != m, k;
     double t0 = llama__now(), fp32_ppl;
     char skipped[512] = "";
@@ -451,40 +557,37 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         }
         printf("[%s] calibrated in %.1f s\n", tag, llama__now() - t0);
         for (i = 0; i < n_specs; i++) {
-            char name[48], gb[24];
-            const char *act = spec_act(&specs[i].spec);
             row *r = &rows[n_rows];
+            int made;
             if (specs[i].rot != k) continue;
-            r->spec = specs[i].spec;
-            r->rot = k;
-            spec_name(&r->spec, k, name, sizeof name);
-            st = llama_quantize(mod[k], &cs, &r->spec, o->quantize_cls, NULL, &r->q, &r->st);
-            if (st == LLAMA_ERR_W4A8 && r->st == W4A8_ERR_UNSUPPORTED && !o->methods_given) {
+            memset(r, 0, sizeof *r);
+            r->spec = specs[i].spec, r->rot = k, r->m = mod[k];
+            if ((made = quantize_row(o, tag, &cs, r)) < 0) {
+                char name[48];
                 size_t len = strlen(skipped);
+                row_name(r, name, sizeof name);
                 if (len + strlen(name) + 32 < sizeof skipped && !strstr(skipped, name))
                     snprintf(skipped + len, sizeof skipped - len, "%s%s", n_skipped ? ", " : "", name);
                 n_skipped++;
-                continue;
             }
-            if (st != LLAMA_OK) {
-                fprintf(stderr, "llama_w4a8: [%s] %s g%s %s: %s%s%s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
-                        llama_status_str(st), r->st ? ": " : "", r->st ? w4a8_status_str(r->st) : "");
-                failed = 1;
-                continue;
-            }
-            printf("[%s] quantized %s g%s %s in %.2f s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
-                   r->q->seconds);
-            fflush(stdout);
-            n_rows++;
+            if (made > 0) n_rows++;
+            if (!made) failed = 1;
         }
         llama_calibs_free(&cs);
     }
     if (n_skipped) printf("[%s] skipped, not supported by this build of w4a8.h: %s\n", tag, skipped);
+    if (qs) failed |= add_qat_rows(o, tag, qs, calib, n_calib, rows, &n_rows);
     e[n_e].m = m, n_e++;
     if (has_orig) e[n_e].m = orig, n_e++;
     for (k = 1; k < 3; k++)
         if (mod[k]) rot_entry[k] = n_e, e[n_e].m = mod[k], n_e++;
-    for (i = 0; i < n_rows; i++) e[n_e].m = mod[rows[i].rot], e[n_e].q = rows[i].q, n_e++;
+    for (i = 0; i < n_rows; i++) e[n_e].m = rows[i].m, e[n_e].q = rows[i].q, n_e++;
+    n_base = n_e; /* then, per KV format, FP32 and every row again */
+    for (kv = 0; kv < (size_t)o->n_kv; kv++) {
+        e[n_e].m = m, e[n_e].kv_bits = o->kv_bits[kv], e[n_e].kv_asym = o->kv_asym[kv], n_e++;
+        for (i = 0; i < n_rows; i++)
+            e[n_e] = e[n_base - n_rows + i], e[n_e].kv_bits = o->kv_bits[kv], e[n_e].kv_asym = o->kv_asym[kv], n_e++;
+    }
     printf("[%s] evaluating %zu models on %zu windows ...\n", tag, n_e, n_windows);
     fflush(stdout);
     t0 = llama__now();
@@ -521,20 +624,29 @@ static int run_variant(const options *o, const char *tag, const char *title, con
                  rel <= 1e-4 ? "same function" : "MISMATCH", mt[rot_entry[k]].kl / (double)mt[rot_entry[k]].tokens);
             if (rel > 1e-4) failed = 1;
         }
-        emit(md, "| method | group | act qkv | act wo | act w13 | act w2 | PPL | ΔPPL | KL | top-1 %% | quant s |\n");
-        emit(md, "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
-        emit(md, "| fp32 | - | - | - | - | - | %.4f | - | - | - | - |\n", fp32_ppl);
+        for (i = 0; qs && i < qs->n; i++)
+            emit(md, "llm-qat%s%s: the weights of %s (trained by llama_qat from this model), RTN, per-token "
+                     "activations.\n\n", qs->n > 1 ? ":" : "", qs->n > 1 ? qs->names[i] : "", qs->names[i]);
+        emit(md, "| method | group | act qkv | act wo | act w13 | act w2 | PPL | ΔPPL | KL | top-1 %% | quant s |");
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) emit(md, " PPL +KV%d%s |", o->kv_bits[kv], o->kv_asym[kv] ? " asym" : "");
+        emit(md, "\n| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) emit(md, " ---: |");
+        emit(md, "\n| fp32 | - | - | - | - | - | %.4f | - | - | - | - |", fp32_ppl);
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) emit_kv_cell(md, &mt[n_base + kv * (1 + n_rows)], fp32_ppl);
+        emit(md, "\n");
         for (i = 0; i < n_rows; i++) {
             const llama_metrics *x = &mt[first + i];
             char name[48], act[4][48], gb[24];
             int c;
             double ppl = llama_ppl(x);
-            spec_name(&rows[i].spec, rows[i].rot, name, sizeof name);
+            row_name(&rows[i], name, sizeof name);
             for (c = 0; c < 4; c++) act_summary(rows[i].q, c, act[c], sizeof act[c]);
-            emit(md, "| %s | %s | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |\n", name,
+            emit(md, "| %s | %s | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |", name,
                  group_name(rows[i].spec.group, gb, sizeof gb), act[0], act[1], act[2], act[3], ppl, ppl - fp32_ppl,
                  100.0 * (ppl / fp32_ppl - 1.0), x->kl / (double)x->tokens, 100.0 * (double)x->top1 / (double)x->tokens,
                  rows[i].q->seconds);
+            for (kv = 0; kv < (size_t)o->n_kv; kv++) emit_kv_cell(md, &mt[n_base + kv * (1 + n_rows) + 1 + i], fp32_ppl);
+            emit(md, "\n");
             if (x->kl < mt[first + best].kl) best = i;
         }
         for (i = 0; i < n_rows; i++) {
@@ -557,11 +669,11 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             if (print_greedy(md, "greedy FP32", m, NULL, tok, o->sample) != LLAMA_OK) failed = 1;
             if (n_rows) {
                 char name[48], gb[24];
-                spec_name(&rows[best].spec, rows[best].rot, name, sizeof name);
+                row_name(&rows[best], name, sizeof name);
                 snprintf(label, sizeof label, "greedy W4A8 %s g%s %s (lowest KL)", name,
                          group_name(rows[best].spec.group, gb, sizeof gb),
                          spec_act(&rows[best].spec));
-                if (print_greedy(md, label, mod[rows[best].rot], rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
+                if (print_greedy(md, label, rows[best].m, rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
             }
         }
         emit(md, "\n");
@@ -634,9 +746,76 @@ static llama_status calib_from_text(const llama_tokenizer *tok, const char *text
 }
 
 /* The whole program but the check of standard output. */
+/* --kv's columns into o. */
+static int parse_kv(options *o) {
+    const char *list = o->kv;
+    char item[8];
+    int k;
+    o->n_kv = 0;
+    if (!list || !strcmp(list, "none")) return 1;
+    while ((k = next_item(&list, item, sizeof item)) > 0) {
+        int bits = item[0] == '8' ? 8 : item[0] == '4' ? 4 : 0;
+        if (!bits || (item[1] && strcmp(item + 1, "a")) || o->n_kv == 8) break;
+        o->kv_bits[o->n_kv] = bits, o->kv_asym[o->n_kv] = item[1] == 'a', o->n_kv++;
+    }
+    if (k == 0) return 1;
+    fprintf(stderr, "llama_w4a8: bad --kv '%s' (a comma list of 8, 4, 8a, 4a; at most 8)\n", o->kv);
+    return 0;
+}
+
+/* --qat's checkpoints "FILE" or "FILE:GROUP" (trained at GROUP), each of
+   the model's shape. names[i] is the file's name without directory and
+   extension (in buf), trained[i] its GROUP or 0. */
+static int load_qat(const options *o, const llama_model *model, llama_model *qat, const char **names,
+                    size_t *trained, size_t *n, char *buf, size_t cap) {
+    const char *list = o->qat;
+    char path[1024];
+    int k;
+    llama_status st;
+    *n = 0;
+    if (o->gguf) {
+        fprintf(stderr, "llama_w4a8: --qat needs a llama2.c --model (llama_qat trains those)\n");
+        return 0;
+    }
+    while ((k = next_item(&list, path, sizeof path)) > 0) {
+        char *colon = strrchr(path, ':');
+        const char *base;
+        size_t len;
+        trained[*n] = 0;
+        if (colon && parse_group(colon + 1, &trained[*n])) *colon = '\0';
+        base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        len = strcspn(base, ".");
+        if (*n == 8 || len + 1 > cap) {
+            fprintf(stderr, "llama_w4a8: --qat: at most 8 files, with shorter names\n");
+            return 0;
+        }
+        if ((st = llama_load(path, &qat[*n])) != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: --qat %s: %s\n", path, llama_status_str(st));
+            return 0;
+        }
+        if (memcmp(&qat[*n].c, &model->c, sizeof model->c) != 0 || qat[*n].shared != model->shared) {
+            fprintf(stderr, "llama_w4a8: --qat %s: not the shape of %s\n", path, o->model);
+            llama_free(&qat[(*n)]);
+            return 0;
+        }
+        memcpy(buf, base, len), buf[len] = '\0';
+        names[(*n)++] = buf;
+        buf += len + 1, cap -= len + 1;
+    }
+    if (k < 0) {
+        bad_list("--qat", o->qat, sizeof path);
+        return 0;
+    }
+    return 1;
+}
+
 static int run(int argc, char **argv) {
     options o;
-    llama_model model, outl;
+    llama_model model, outl, qat[8];
+    qat_set qs;
+    const char *qat_names[8];
+    size_t qat_groups[8];
+    char qat_buf[512];
     llama_tokenizer tok;
     job *specs = NULL;
     char *text = NULL, *ctext = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
@@ -651,7 +830,7 @@ static int run(int argc, char **argv) {
         fputs(usage, stdout);
         return 0;
     }
-    if (!pa) return 2;
+    if (!pa || !parse_kv(&o)) return 2;
 #ifdef _OPENMP
     if (o.threads) omp_set_num_threads(o.threads);
     omp_set_max_active_levels(1); /* windows in parallel; the layers inside run on one thread */
@@ -679,8 +858,7 @@ static int run(int argc, char **argv) {
     }
     if (k < 0) return bad_list("--variants", o.variants, sizeof item);
     for (list = o.groups; (k = next_item(&list, item, sizeof item)) > 0;)
-        if (n_groups < 16 && !strcmp(item, "channel")) groups[n_groups++] = W4A8_MAX_GROUP;
-        else if (n_groups == 16 || !parse_size(item, 1, W4A8_MAX_GROUP, &groups[n_groups++])) {
+        if (n_groups == 16 || !parse_group(item, &groups[n_groups++])) {
             fprintf(stderr, "llama_w4a8: bad --group '%s'\n", o.groups);
             return 2;
         }
@@ -708,7 +886,7 @@ static int run(int argc, char **argv) {
         return 2;
     }
 
-    memset(&tok, 0, sizeof tok);
+    memset(&tok, 0, sizeof tok), memset(&qs, 0, sizeof qs);
     if ((st = load_model(&o, &model, &tok, &culprit)) != LLAMA_OK) {
         fprintf(stderr, "llama_w4a8: %s: %s\n", culprit, llama_status_str(st));
         free(specs);
@@ -793,16 +971,23 @@ static int run(int argc, char **argv) {
         for (i = 0; i < argc; i++) fprintf(md, " %s", argv[i]);
         fprintf(md, " -->\n\n");
     }
+    if (o.qat) {
+        if (!load_qat(&o, &model, qat, qat_names, qat_groups, &qs.n, qat_buf, sizeof qat_buf)) {
+            failed = 1;
+            goto done;
+        }
+        qs.m = qat, qs.names = qat_names, qs.trained = qat_groups, qs.groups = groups, qs.n_groups = n_groups;
+    }
     if (want_orig)
         failed |= run_variant(&o, "original", title_orig, &model, &model, &tok, stream, n_windows, calib, n_calib, calib_desc,
-                              specs, n_specs, md);
+                              specs, n_specs, o.qat ? &qs : NULL, md);
     if (want_outl) {
         if ((st = llama_inject_outliers(&model, &outl)) != LLAMA_OK) {
             fprintf(stderr, "llama_w4a8: outlier variant: %s\n", llama_status_str(st));
             failed = 1;
         } else {
             failed |= run_variant(&o, "outliers", title_outl, &model,
-                                  &outl, &tok, stream, n_windows, calib, n_calib, calib_desc, specs, n_specs, md);
+                                  &outl, &tok, stream, n_windows, calib, n_calib, calib_desc, specs, n_specs, NULL, md);
             llama_free(&outl);
         }
     }
@@ -814,6 +999,7 @@ static int run(int argc, char **argv) {
         }
     }
 done:
+    for (g = 0; g < qs.n; g++) llama_free(&qat[g]);
     free(stream), free(calib), free(specs);
     llama_tokenizer_free(&tok);
     llama_free(&model);

@@ -949,7 +949,7 @@ static void test_gguf_smollm2(void) {
         } else if (llama_gguf_open(path, &g) == LLAMA_OK && llama_tokenizer_from_gguf(g, &tok) == LLAMA_OK &&
                    llama_encode(&tok, text, bytes, &ids, &n) == LLAMA_OK) {
             /* llama.cpp's perplexity: chunks of 512, no BOS (add_bos_token is false), second halves scored */
-            llama_entry e = { NULL, NULL, 0 };
+            llama_entry e = { NULL, NULL, 0, 0 };
             llama_metrics mt;
             memset(&mt, 0, sizeof mt);
             CHECK(!tok.add_bos && n >= 4 * 512);
