@@ -795,7 +795,7 @@ static int load_qat(const options *o, const llama_model *model, llama_model *qat
         }
         if (memcmp(&qat[*n].c, &model->c, sizeof model->c) != 0 || qat[*n].shared != model->shared) {
             fprintf(stderr, "llama_w4a8: --qat %s: not the shape of %s\n", path, o->model);
-            llama_free(&qat[(*n)]);
+            llama_free(&qat[*n]);
             return 0;
         }
         memcpy(buf, base, len), buf[len] = '\0';
