@@ -113,7 +113,8 @@ static const char usage[] =
     "  --windows N         evaluate the first N windows of 257 tokens, or for GGUF the\n"
     "                      first N chunks (default: all)\n"
     "  --ctx N             GGUF: chunk length, llama.cpp's -c (default 512)\n"
-    "  --methods LIST      comma list of rtn, smoothquant, awq, gptq, fptq, auto, and\n"
+    "  --methods LIST      none (the FP32 row alone), or a comma list of rtn,\n"
+    "                      smoothquant, awq, gptq, fptq, auto, and\n"
     "                      X+gptq (GPTQ as X's weight step), each optionally with\n"
     "                      :token or :tensor for its activation mode (not fptq)\n"
     "                      (default: rtn,smoothquant,awq,gptq,fptq,auto,awq+gptq,fptq+gptq;\n"
@@ -145,6 +146,9 @@ static const char usage[] =
     "                      llm-qat (RTN on each --group, per token; original variant only);\n"
     "                      FILE:GROUP (32, channel, ...) for its training group's row only\n"
     "  --table OUT.md      also write the tables as Markdown\n"
+    "  --dump-logits FILE  write the FP32 model's logits at the scored positions of\n"
+    "                      every chunk, float32 [positions][vocab] in chunk order\n"
+    "                      (for tools/crosscheck_compare.py against llama.cpp's)\n"
     "  --threads N         OpenMP threads (default: all)\n"
     "  --help              this text\n";
 
@@ -160,7 +164,7 @@ typedef struct job {
 static const char *const rot_prefix[3] = { "", "rot:", "rot+w2:" };
 
 typedef struct options {
-    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants, *kv, *qat;
+    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants, *kv, *qat, *dump_logits;
     int kv_bits[8], kv_asym[8], n_kv; /* the KV columns, from --kv */
     size_t windows, calib_seqs, sample, ctx;
     size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
@@ -206,7 +210,7 @@ static int parse_bounds(const char *s, float *low, float *high) {
 static const char *const value_options[] = { "--model",   "--tokenizer", "--text",    "--calib",       "--table",
                                              "--methods", "--group",     "--variants", "--windows",    "--calib-seqs",
                                              "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act",
-                                             "--kv",      "--qat",       "--ctx",     "--rot-seed" };
+                                             "--kv",      "--qat",       "--ctx",     "--rot-seed", "--dump-logits" };
 
 static int takes_value(const char *a) {
     size_t i;
@@ -248,6 +252,7 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--text")) o->text = v;
         else if (!strcmp(a, "--calib")) o->calib = v;
         else if (!strcmp(a, "--table")) o->table = v;
+        else if (!strcmp(a, "--dump-logits")) o->dump_logits = v;
         else if (!strcmp(a, "--methods")) o->methods = v, o->methods_given = 1;
         else if (!strcmp(a, "--group")) o->groups = v, o->groups_given = 1;
         else if (!strcmp(a, "--variants")) o->variants = v, o->variants_given = 1;
@@ -275,6 +280,10 @@ static int parse_args(int argc, char **argv, options *o) {
     }
     if (o->table && (why = output_target(o->table)) != NULL) {
         fprintf(stderr, "llama_w4a8: --table %s: will not write it: %s\n", o->table, why);
+        return 0;
+    }
+    if (o->dump_logits && (why = output_target(o->dump_logits)) != NULL) {
+        fprintf(stderr, "llama_w4a8: --dump-logits %s: will not write it: %s\n", o->dump_logits, why);
         return 0;
     }
     return 1;
@@ -745,6 +754,44 @@ static llama_status calib_from_text(const llama_tokenizer *tok, const char *text
     return st;
 }
 
+/* --dump-logits: the FP32 logits that llama_evaluate_chunks scores, chunk
+   after chunk, written all-or-nothing (llama__write_file). */
+typedef struct dump {
+    const options *o;
+    const llama_model *m;
+    const int *stream;
+    size_t n_chunks;
+} dump;
+
+static llama_status dump_emit(void *user, FILE *f) {
+    const dump *d = (const dump *)user;
+    size_t V = (size_t)d->m->c.vocab_size, T = d->o->stride - 1, S = T - d->o->first, c;
+    float *logits = llama__floats(T, V);
+    llama_state *s = NULL;
+    llama_status st = logits ? llama_state_create(d->m, T, T, &s) : LLAMA_ERR_NOMEM;
+    for (c = 0; c < d->n_chunks && st == LLAMA_OK; c++) {
+        st = llama_forward(d->m, NULL, s, d->stream + c * d->o->stride, T, 0, logits, NULL, NULL);
+        if (st == LLAMA_OK && fwrite(logits + d->o->first * V, sizeof(float) * V, S, f) != S) st = LLAMA_ERR_IO;
+        if (LLAMA_CLI_TTY()) fprintf(stderr, "\r[dump-logits] chunk %zu/%zu", c + 1, d->n_chunks);
+    }
+    if (LLAMA_CLI_TTY()) fputc('\n', stderr);
+    llama_state_free(s);
+    free(logits);
+    return st;
+}
+
+static llama_status dump_logits(const options *o, const llama_model *m, const int *stream, size_t n_chunks) {
+    dump d;
+    llama_status st;
+    d.o = o, d.m = m, d.stream = stream, d.n_chunks = n_chunks;
+    if ((st = llama__write_file(o->dump_logits, dump_emit, &d)) == LLAMA_OK)
+        printf("dump-logits %s: %zu chunks x %zu positions x %d logits (float32)\n", o->dump_logits, n_chunks,
+               o->stride - 1 - o->first, m->c.vocab_size);
+    else
+        fprintf(stderr, "llama_w4a8: --dump-logits %s: %s\n", o->dump_logits, llama_status_str(st));
+    return st;
+}
+
 /* The whole program but the check of standard output. */
 /* --kv's columns into o. */
 static int parse_kv(options *o) {
@@ -867,6 +914,7 @@ static int run(int argc, char **argv) {
     specs = (job *)malloc(cap_specs * sizeof *specs);
     for (g = 0; specs && g < n_groups; g++) {
         for (list = o.methods; (k = next_item(&list, item, sizeof item)) > 0;) {
+            if (!strcmp(item, "none")) continue;
             k = n_specs + 2 <= cap_specs ? parse_job(item, &o, groups[g], specs + n_specs) : 0;
             if (!k) {
                 fprintf(stderr, "llama_w4a8: bad method '%s' (see --help)\n", item);
@@ -880,7 +928,7 @@ static int run(int argc, char **argv) {
             return bad_list("--methods", o.methods, sizeof item);
         }
     }
-    if (!specs || !n_groups || !n_specs || (!want_orig && !want_outl)) {
+    if (!specs || !n_groups || (!n_specs && strcmp(o.methods, "none")) || (!want_orig && !want_outl)) {
         fprintf(stderr, "llama_w4a8: nothing to do (check --group, --methods, --variants)\n");
         free(specs);
         return 2;
@@ -919,7 +967,12 @@ static int run(int argc, char **argv) {
         goto done;
     }
 
-    calib = (int *)malloc(o.calib_seqs * (LLAMA_WINDOW - 1) * sizeof(int));
+    if (o.dump_logits && dump_logits(&o, &model, stream, n_windows) != LLAMA_OK) {
+        failed = 1;
+        goto done;
+    }
+    if (!n_specs && !o.qat) o.calib_seqs = 0; /* the FP32 row needs no calibration */
+    calib = (int *)malloc((o.calib_seqs ? o.calib_seqs : 1) * (LLAMA_WINDOW - 1) * sizeof(int));
     if (!calib) {
         fprintf(stderr, "llama_w4a8: out of memory\n");
         failed = 1;

@@ -465,6 +465,32 @@ static void test_heatmap_smoothquant(void) {
     remove(args[5]);
 }
 
+/* The rotation is the library's random Hadamard (seed 1): the after
+   panel's maximum is that of w4a8_hadamard's X Q, and the outlier channel
+   is spread over all 48 = 12 x 4; an order the library lacks is refused. */
+static void test_heatmap_rotate(void) {
+    const char *args[] = { "--raw", HM_DIR "hm_m.f32", "--shape", "32,48", "-o", HM_DIR "hm_rot.png", "--method",
+                           "rotate", NULL };
+    const char *bad[] = { "--raw", HM_DIR "hm_m.f32", "--shape", "256,6", "-o", HM_DIR "hm_rot.png", "--method",
+                          "rotate", NULL };
+    float *X = method_acts(), *XQ = (float *)malloc((size_t)MT * MK * sizeof(float));
+    double after_max = 0.0;
+    size_t i;
+    CHECK(XQ != NULL);
+    if (!XQ) return;
+    CHECK(write_f32(args[1], X, (size_t)MT * MK));
+    CHECK_ST(w4a8_hadamard(X, MT, MK, 1, 0, XQ), W4A8_OK);
+    for (i = 0; i < (size_t)MT * MK; i++)
+        if (fabs(XQ[i]) > after_max) after_max = fabs(XQ[i]);
+    check_method_picture(args, args[5], X, after_max, 0.5, 4);
+    CHECK(strstr(run_out, "rotation: x Q, Q a random Hadamard of order 48 = 12 x 2^k (seed 1)") != NULL);
+    CHECK(run_tool(bad) == 1 && strstr(run_err, "hm_m.f32: rotate: ") != NULL);
+    free(X);
+    free(XQ);
+    remove(args[1]);
+    remove(args[5]);
+}
+
 /* AWQ's s from the library on the same calibration (the picture's tokens,
    all kept as the sample): the after panel and the printed ratio match it. */
 static void test_heatmap_awq(void) {
@@ -540,7 +566,7 @@ static const bad_case bad_cases[] = {
     { { "--raw", XOK, "--shape", "16,64", "-o", HM_DIR "no/such/dir/x.png" }, 1,
       "cannot write build/no/such/dir/x.png: " },
     { { "--raw", XOK, "--shape", "16,64", "-o", "build" }, 1, "cannot write build: Is a directory" },
-    { { BASE, "--method", "gptq" }, 2, "unknown method 'gptq' (fptq, smoothquant, awq)" },
+    { { BASE, "--method", "gptq" }, 2, "unknown method 'gptq' (fptq, smoothquant, awq, rotate)" },
     { { BASE, "--method", "awq" }, 2, "--method awq needs the layer's weights" },
     { { BASE, "--method", "smoothquant" }, 2, "--method smoothquant needs the layer's weights" },
     { { BASE, "--weights", WOK }, 2, "--weights and --wshape go together" },
@@ -602,7 +628,7 @@ static void test_heatmap_bad_inputs(void) {
     {
         const char *help[] = { "--raw", XOK, "--help", NULL };
         CHECK(run_tool(help) == 0 && strstr(run_out, "usage: w4a8_heatmap") &&
-              strstr(run_out, ": fptq, smoothquant, awq\n"));
+              strstr(run_out, ": fptq, smoothquant, awq, rotate\n"));
     }
     /* A failed run leaves an existing picture as it was; a good one replaces it. */
     f = fopen(OUTP, "wb");
@@ -1209,6 +1235,7 @@ void tests_heatmap(void) {
     RUN(test_heatmap_fptq_strategy);
     RUN(test_heatmap_smoothquant);
     RUN(test_heatmap_awq);
+    RUN(test_heatmap_rotate);
     RUN(test_heatmap_bad_inputs);
     RUN(test_heatmap_hostile);
     tests_heatmap_model();

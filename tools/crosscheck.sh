@@ -39,6 +39,9 @@ table() {
     for key in f32 q4_1 q8_0 q4_0_imatrix q4_0_imatrix_pure q4_0; do
         printf '%-18s %10s %10s %9s%%\n' "$key" "$(val kld_${key}_ppl)" "$(val kld_${key}_mean)" "$(val kld_${key}_same_top1_pct)"
     done
+    echo "w4a8's engine, FP32, first $KL_CHUNKS chunks: PPL $(val w4a8_f32_24_ppl) (llama.cpp all-F32 $(val f32_kvf32_ppl_24chunks))," \
+         "KL $(val w4a8_f32_24_mean_kl), same top-1 $(val w4a8_f32_24_same_top1_pct)%," \
+         "max |dlogprob| $(val w4a8_f32_24_max_dlogprob) (crosscheck_compare.py vs the F32 base)"
     echo "crosscheck_compare.py on Q8_0's coded log-probs: mean KL $(val compare_q8_0_mean_kl)," \
          "same top-1 $(val compare_q8_0_same_top1_pct)% (llama-perplexity: the q8_0 row)"
     echo "llama-bench tokens/s, median (min-max) of $(val bench_rounds) rounds; load $(val bench_load)"
@@ -178,6 +181,18 @@ for q in F32 Q4_1 Q8_0 Q4_0 Q4_0-imatrix Q4_0-imatrix-pure; do
     rec "kld_${key}_mean $(sed -n 's/^Mean *KLD: *\([0-9.]*\).*/\1/p' "$log")"
     rec "kld_${key}_same_top1_pct $(sed -n 's/^Same top p: *\([0-9.]*\).*/\1/p' "$log")"
 done
+
+# w4a8's engine on the same 24 chunks: its FP32 logits (llama_w4a8
+# --dump-logits) against llama.cpp's all-F32 log-probabilities
+ours=$WORK/w4a8_f32_24chunks.f32
+make -C "$ROOT" --no-print-directory build/llama_w4a8 >&2
+step w4a8_f32_24 sh -c "'$ROOT/build/llama_w4a8' --model '$MODEL' --text '$WIKI' --windows $KL_CHUNKS --methods none \
+    --sample 0 --threads '$THREADS' --dump-logits '$ours' && /usr/bin/python3 '$ROOT/tools/crosscheck_compare.py' '$BASE' '$ours'"
+rm -f "$ours"
+rec "w4a8_f32_24_ppl $(sed -n 's/^| fp32 .* | \([0-9.]*\) | - | - | - | - |$/\1/p' "$WORK/w4a8_f32_24.log")"
+rec "w4a8_f32_24_mean_kl $(sed -n 's/^mean KL *//p' "$WORK/w4a8_f32_24.log")"
+rec "w4a8_f32_24_same_top1_pct $(sed -n 's/^same top-1 *\([0-9.]*\)%.*/\1/p' "$WORK/w4a8_f32_24.log")"
+rec "w4a8_f32_24_max_dlogprob $(sed -n 's/^max |dlogprob| *\([0-9.]*\) .*/\1/p' "$WORK/w4a8_f32_24.log")"
 
 # tools/crosscheck_compare.py checked on llama.cpp's own files: Q8_0's coded
 # log-probs, turned into a logits file, against the F32 base: it should find

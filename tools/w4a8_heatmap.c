@@ -21,7 +21,9 @@
 
    --method fptq|smoothquant|awq draws the input before and after that
    method's equalization (x / s, s from w4a8.h) side by side on one colour
-   scale; the activations drawn are its calibration. FPTQ needs only the
+   scale; the activations drawn are its calibration. --method rotate draws
+   it after QuaRot's rotation instead: x Q, Q the library's random Hadamard
+   (w4a8_hadamard, seed 1), which spreads an outlier over every channel. FPTQ needs only the
    activations; it equalizes only where its layer-wise strategy
    (w4a8_fptq_choose) says LAE, and the tool prints that strategy.
    SmoothQuant and AWQ also need the weights of the linears reading the
@@ -545,8 +547,8 @@ static void hm_log_close(FILE *log, int rc, FILE *out) {
 /* ---------------------------------------------------------------------------
    Methods: each turns the layer's activations (and weights) into the
    equalization s[K] (x is divided by s), with w4a8.h's functions and knobs,
-   and says in a line what it decided. Adding one is a function and a row
-   in hm_methods. */
+   and says in a line what it decided; or, for a rotation, transforms X
+   itself. Adding one is a function and a row in hm_methods. */
 
 /* One layer's input and, when known, the linears that read it. */
 typedef struct hm_input {
@@ -564,6 +566,8 @@ struct hm_method {
     int needs_weights;
     w4a8_status (*smooth)(const hm_input *in, const w4a8_calib *calib, const hm_opts *o, float *s, char *note,
                           size_t n);
+    /* instead of smooth: Xs[T][K] from X */
+    w4a8_status (*transform)(const hm_input *in, float *Xs, char *note, size_t n);
 };
 
 /* Tokens the calibration keeps as its sample (AWQ measures output error on
@@ -612,10 +616,20 @@ static w4a8_status hm_smooth_fptq(const hm_input *in, const w4a8_calib *calib, c
     return st;
 }
 
+/* QuaRot's rotation of the input, as the engine's rot: rows do it. */
+static w4a8_status hm_rotate(const hm_input *in, float *Xs, char *note, size_t n) {
+    size_t m = 0;
+    w4a8_status st = w4a8_hadamard_order(in->K, &m);
+    if (st == W4A8_OK) st = w4a8_hadamard(in->X, in->T, in->K, 1, 0, Xs);
+    snprintf(note, n, "rotation: x Q, Q a random Hadamard of order %zu = %zu x 2^k (seed 1)", in->K, m);
+    return st;
+}
+
 static const hm_method hm_methods[] = {
-    { "fptq", "after FPTQ", 0, hm_smooth_fptq },
-    { "smoothquant", "after SmoothQuant", 1, hm_smooth_smoothquant },
-    { "awq", "after AWQ", 1, hm_smooth_awq },
+    { "fptq", "after FPTQ", 0, hm_smooth_fptq, NULL },
+    { "smoothquant", "after SmoothQuant", 1, hm_smooth_smoothquant, NULL },
+    { "awq", "after AWQ", 1, hm_smooth_awq, NULL },
+    { "rotate", "after rotation", 0, NULL, hm_rotate },
 };
 #define HM_METHOD_COUNT (sizeof hm_methods / sizeof hm_methods[0])
 
@@ -661,15 +675,24 @@ static float hm_absmax(const float *x, size_t n, size_t *at) {
     return m;
 }
 
-/* Xs = X * (1/s) with the method's s, as the layer's forward computes it;
-   the method's decision goes to note, *unchanged says whether s = 1. */
+/* Xs = X * (1/s) with the method's s, as the layer's forward computes it
+   (or the method's transform of X); the method's decision goes to note,
+   *unchanged says whether s = 1. */
 static int hm_equalize(const hm_input *in, const hm_opts *o, float *Xs, char *note, size_t n, int *unchanged,
                        FILE *err) {
     w4a8_calib *calib = NULL;
-    float *s = (float *)malloc(in->K * sizeof(float));
+    float *s;
     size_t i, TK = in->T * in->K;
-    w4a8_status st = s ? w4a8_calib_create(in->K, 0, in->T < HM_SAMPLE ? in->T : HM_SAMPLE, &calib) : W4A8_ERR_NOMEM;
+    w4a8_status st;
     int rc = 0;
+    *unchanged = 0;
+    if (o->method->transform) {
+        if ((st = o->method->transform(in, Xs, note, n)) != W4A8_OK)
+            return hm_fail(err, HM_EXIT_DATA, "%s: %s: %s", in->name, o->method->name, w4a8_status_str(st));
+        return 0;
+    }
+    s = (float *)malloc(in->K * sizeof(float));
+    st = s ? w4a8_calib_create(in->K, 0, in->T < HM_SAMPLE ? in->T : HM_SAMPLE, &calib) : W4A8_ERR_NOMEM;
     if (st == W4A8_OK) st = w4a8_calib_add(calib, in->X, in->T);
     if (st == W4A8_OK) st = o->method->smooth(in, calib, o, s, note, n);
     if (st != W4A8_OK) {
@@ -1110,7 +1133,7 @@ static const char hm_usage[] =
     "  --outliers         the llama2 example's outlier variant of the model\n"
     "  -o, --out OUT      the picture; with a model, a directory DIR/ (DIR/L0_qkv.png,\n"
     "                     ...) or a name with %s for the layer name (L0_qkv)\n"
-    "  --method M         also draw the input after equalization: ",
+    "  --method M         also draw the input after equalization or rotation: ",
                   hm_usage_tail[] =
     "  --alpha A          SmoothQuant migration strength in [0, 1] (0.5)\n"
     "  --group G          AWQ's weight group size (128)\n"

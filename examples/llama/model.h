@@ -540,17 +540,13 @@ LLAMA_API float llama__dot(const float *a, const float *b, size_t n) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* Y[T][N] = X[T][K] W^T in FP32. Row n of W meets every token before the
-   next row is read, so W streams from memory once per call, not once per token. */
-LLAMA_API void llama__matmul(float *Y, const float *X, const float *W, size_t T, size_t N, size_t K) {
-    ptrdiff_t i;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (T * N * K > 100000)
-#endif
-    for (i = 0; i < (ptrdiff_t)(T * N); i++) {
-        size_t n = (size_t)i / T, t = (size_t)i % T;
-        Y[t * N + n] = llama__dot(X + t * K, W + n * K, K);
-    }
+/* Y[T][N] = X[T][K] W^T in FP32: w4a8's float GEMM, whose sums run in one
+   order whatever T and the thread count, so a batch of tokens and the same
+   tokens one at a time give the same bits. The shapes are the model's,
+   checked when it was loaded: what can fail is the GEMM's packing space. */
+LLAMA_API llama_status llama__matmul(float *Y, const float *X, const float *W, size_t T, size_t N, size_t K) {
+    return w4a8_gemm_f32(W4A8_KERNEL_AUTO, T, N, K, 1.0f, X, K, 0, W, K, 1, 0.0f, Y, N) == W4A8_OK ? LLAMA_OK
+                                                                                                  : LLAMA_ERR_NOMEM;
 }
 
 LLAMA_API void llama__rmsnorm(float *out, const float *x, const float *gamma, size_t T, size_t D, double eps) {
@@ -596,8 +592,7 @@ LLAMA_API llama_status llama_linear(const llama_model *m, const llama_qmodel *q,
     const float *W = llama__weight(m, l, which, &N, &K);
     if (q) return llama__qforward(q->lin[l * LLAMA_LINEARS + which], X, T, Y, s) == W4A8_OK ? LLAMA_OK
                                                                                              : LLAMA_ERR_W4A8;
-    llama__matmul(Y, X, W, T, N, K);
-    return LLAMA_OK;
+    return llama__matmul(Y, X, W, T, N, K);
 }
 
 LLAMA_API int llama__call_hook(llama_hook hook, void *user, int layer, llama_input which, const float *X, size_t T,
@@ -716,8 +711,7 @@ LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q
     if (llama__call_hook(hook, user, -1, LLAMA_IN_CLS, s->xb, T, D)) return LLAMA_ERR_HOOK;
     if (!logits) return LLAMA_OK;
     if (q && q->cls) return llama__qforward(q->cls, s->xb, T, logits, s) == W4A8_OK ? LLAMA_OK : LLAMA_ERR_W4A8;
-    llama__matmul(logits, s->xb, m->wcls, T, (size_t)m->c.vocab_size, D);
-    return LLAMA_OK;
+    return llama__matmul(logits, s->xb, m->wcls, T, (size_t)m->c.vocab_size, D);
 }
 
 /* >>outliers --------------------------------------------------------------- */

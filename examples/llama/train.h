@@ -168,10 +168,11 @@ LLAMA_API llama_status llama__fq_kv(const llama_model *m, const llama_qat_quant 
 }
 
 /* Layer l's linear `which` of the fake-quantized weights on A[T][K]. */
-LLAMA_API void llama__fq_linear(const llama_fq_model *f, int l, int which, const float *A, size_t T, float *Y) {
+LLAMA_API llama_status llama__fq_linear(const llama_fq_model *f, int l, int which, const float *A, size_t T,
+                                          float *Y) {
     size_t N, K;
     const float *W = llama__weight(&f->w, l, which, &N, &K);
-    llama__matmul(Y, A, W, T, N, K);
+    return llama__matmul(Y, A, W, T, N, K);
 }
 
 /* llama__attention on the saved (fake-quantized) keys and values, keeping
@@ -216,57 +217,54 @@ LLAMA_API llama_status llama_train_forward(const llama_model *m, const llama_fq_
         float *next = l + 1 < m->c.n_layers ? w->L[l + 1].x : w->xf;
         llama__rmsnorm(s->xn1, s->x, m->rms_att + (size_t)l * D, T, D, m->norm_eps);
         if ((st = llama__fq_input(qc, s->xn1, T, D, s->a1, s->m1)) != LLAMA_OK) break;
-        llama__fq_linear(f, l, LLAMA_WQ, s->a1, T, s->q);
-        llama__fq_linear(f, l, LLAMA_WK, s->a1, T, s->k);
-        llama__fq_linear(f, l, LLAMA_WV, s->a1, T, s->v);
+        if ((st = llama__fq_linear(f, l, LLAMA_WQ, s->a1, T, s->q)) != LLAMA_OK ||
+            (st = llama__fq_linear(f, l, LLAMA_WK, s->a1, T, s->k)) != LLAMA_OK ||
+            (st = llama__fq_linear(f, l, LLAMA_WV, s->a1, T, s->v)) != LLAMA_OK)
+            break;
         llama__rope(s->q, T, D, m->head_size, w->s->rope, 0);
         llama__rope(s->k, T, kv, m->head_size, w->s->rope, 0);
         if ((st = llama__fq_kv(m, qc, s->k, T, s->kq, s->mk)) != LLAMA_OK ||
             (st = llama__fq_kv(m, qc, s->v, T, s->vq, s->mv)) != LLAMA_OK)
             break;
         llama__train_attention(m, s, T, w->dP);
-        if ((st = llama__fq_input(qc, s->ao, T, D, s->a2, s->m2)) != LLAMA_OK) break;
-        llama__fq_linear(f, l, LLAMA_WO, s->a2, T, s->xm);
+        if ((st = llama__fq_input(qc, s->ao, T, D, s->a2, s->m2)) != LLAMA_OK ||
+            (st = llama__fq_linear(f, l, LLAMA_WO, s->a2, T, s->xm)) != LLAMA_OK)
+            break;
         for (i = 0; i < T * D; i++) s->xm[i] = s->x[i] + s->xm[i];
         llama__rmsnorm(s->xn2, s->xm, m->rms_ffn + (size_t)l * D, T, D, m->norm_eps);
-        if ((st = llama__fq_input(qc, s->xn2, T, D, s->a3, s->m3)) != LLAMA_OK) break;
-        llama__fq_linear(f, l, LLAMA_W1, s->a3, T, s->h1);
-        llama__fq_linear(f, l, LLAMA_W3, s->a3, T, s->h3);
+        if ((st = llama__fq_input(qc, s->xn2, T, D, s->a3, s->m3)) != LLAMA_OK ||
+            (st = llama__fq_linear(f, l, LLAMA_W1, s->a3, T, s->h1)) != LLAMA_OK ||
+            (st = llama__fq_linear(f, l, LLAMA_W3, s->a3, T, s->h3)) != LLAMA_OK)
+            break;
         for (i = 0; i < T * H; i++) s->hh[i] = s->h1[i] / (1.0f + expf(-s->h1[i])) * s->h3[i];
-        if ((st = llama__fq_input(qc, s->hh, T, H, s->a4, s->m4)) != LLAMA_OK) break;
-        llama__fq_linear(f, l, LLAMA_W2, s->a4, T, next);
+        if ((st = llama__fq_input(qc, s->hh, T, H, s->a4, s->m4)) != LLAMA_OK ||
+            (st = llama__fq_linear(f, l, LLAMA_W2, s->a4, T, next)) != LLAMA_OK)
+            break;
         for (i = 0; i < T * D; i++) next[i] = s->xm[i] + next[i];
         x = next;
     }
     if (st != LLAMA_OK) return st;
     llama__rmsnorm(w->xnf, x, m->rms_final, T, D, m->norm_eps);
-    llama__matmul(w->logits, w->xnf, m->wcls, T, (size_t)m->c.vocab_size, D);
-    return LLAMA_OK;
+    return llama__matmul(w->logits, w->xnf, m->wcls, T, (size_t)m->c.vocab_size, D);
 }
 
 /* >>backward --------------------------------------------------------------- */
 
-/* Y = A W^T backwards: dW[N][K] += dY^T A, dA[T][K] += dY W. */
-LLAMA_API void llama__linear_back(const float *dY, const float *A, const float *W, size_t T, size_t N, size_t K,
-                                  float *dW, float *dA) {
-    size_t t, n, k;
-    for (n = 0; n < N; n++)
-        for (t = 0; t < T; t++) {
-            float g = dY[t * N + n];
-            for (k = 0; k < K; k++) dW[n * K + k] += g * A[t * K + k];
-        }
-    for (t = 0; dA && t < T; t++)
-        for (n = 0; n < N; n++) {
-            float g = dY[t * N + n];
-            for (k = 0; k < K; k++) dA[t * K + k] += g * W[n * K + k];
-        }
+/* Y = A W^T backwards: dW[N][K] += dY^T A, dA[T][K] += dY W (dA may be
+   NULL), both on w4a8's float GEMM (one summation order, any thread count). */
+LLAMA_API llama_status llama__linear_back(const float *dY, const float *A, const float *W, size_t T, size_t N,
+                                          size_t K, float *dW, float *dA) {
+    if (w4a8_gemm_f32(W4A8_KERNEL_AUTO, N, K, T, 1.0f, dY, N, 1, A, K, 0, 1.0f, dW, K) != W4A8_OK ||
+        (dA && w4a8_gemm_f32(W4A8_KERNEL_AUTO, T, K, N, 1.0f, dY, N, 0, W, K, 0, 1.0f, dA, K) != W4A8_OK))
+        return LLAMA_ERR_NOMEM;
+    return LLAMA_OK;
 }
 
-LLAMA_API void llama__fq_linear_back(const llama_fq_model *f, llama_model *g, int l, int which, const float *dY,
-                                     const float *A, size_t T, float *dA) {
+LLAMA_API llama_status llama__fq_linear_back(const llama_fq_model *f, llama_model *g, int l, int which,
+                                             const float *dY, const float *A, size_t T, float *dA) {
     size_t N, K;
     const float *W = llama__weight(&f->w, l, which, &N, &K);
-    llama__linear_back(dY, A, W, T, N, K, (float *)llama__weight(g, l, which, &N, &K), dA);
+    return llama__linear_back(dY, A, W, T, N, K, (float *)llama__weight(g, l, which, &N, &K), dA);
 }
 
 /* out = gamma * (r * x) backwards: dgamma += dy * r * x; dx (+)= r * gamma * dy
@@ -340,19 +338,19 @@ LLAMA_API void llama__mask(float *x, const uint8_t *mask, size_t n) {
 /* From d(logits) in w->dlogits, add the gradient of every parameter into g
    (a model of m's shape; its weight gradients are for the fake-quantized
    weights, before the mask). */
-LLAMA_API void llama_train_backward(const llama_model *m, const llama_fq_model *f, llama_train_ws *w,
-                                    const int *tokens, size_t T, llama_model *g) {
+LLAMA_API llama_status llama_train_backward(const llama_model *m, const llama_fq_model *f, llama_train_ws *w,
+                                            const int *tokens, size_t T, llama_model *g) {
     size_t D = (size_t)m->c.dim, H = (size_t)m->c.hidden_dim, kv = m->kv_dim, V = (size_t)m->c.vocab_size, t, i;
     int l;
     memset(w->dt, 0, T * D * sizeof(float));
-    llama__linear_back(w->dlogits, w->xnf, m->wcls, T, V, D, g->wcls, w->dt);
+    if (llama__linear_back(w->dlogits, w->xnf, m->wcls, T, V, D, g->wcls, w->dt) != LLAMA_OK) return LLAMA_ERR_NOMEM;
     llama__rmsnorm_back(w->dt, w->xf, m->rms_final, T, D, g->rms_final, w->dx, 0, m->norm_eps);
     for (l = m->c.n_layers - 1; l >= 0; l--) {
         const llama__saved *s = &w->L[l];
         size_t L = (size_t)l;
         /* dx: the gradient of this layer's output; w2 first */
         memset(w->dhh, 0, T * H * sizeof(float));
-        llama__fq_linear_back(f, g, l, LLAMA_W2, w->dx, s->a4, T, w->dhh);
+        if (llama__fq_linear_back(f, g, l, LLAMA_W2, w->dx, s->a4, T, w->dhh) != LLAMA_OK) return LLAMA_ERR_NOMEM;
         llama__mask(w->dhh, s->m4, T * H);
         for (i = 0; i < T * H; i++) {
             float sg = 1.0f / (1.0f + expf(-s->h1[i]));
@@ -360,14 +358,15 @@ LLAMA_API void llama_train_backward(const llama_model *m, const llama_fq_model *
             w->dh1[i] = w->dhh[i] * s->h3[i] * sg * (1.0f + s->h1[i] * (1.0f - sg));
         }
         memset(w->dt, 0, T * D * sizeof(float));
-        llama__fq_linear_back(f, g, l, LLAMA_W1, w->dh1, s->a3, T, w->dt);
-        llama__fq_linear_back(f, g, l, LLAMA_W3, w->dh3, s->a3, T, w->dt);
+        if (llama__fq_linear_back(f, g, l, LLAMA_W1, w->dh1, s->a3, T, w->dt) != LLAMA_OK ||
+            llama__fq_linear_back(f, g, l, LLAMA_W3, w->dh3, s->a3, T, w->dt) != LLAMA_OK)
+            return LLAMA_ERR_NOMEM;
         llama__mask(w->dt, s->m3, T * D);
         memcpy(w->dxm, w->dx, T * D * sizeof(float));
         llama__rmsnorm_back(w->dt, s->xm, m->rms_ffn + L * D, T, D, g->rms_ffn + L * D, w->dxm, 1, m->norm_eps);
         /* attention */
         memset(w->dt, 0, T * D * sizeof(float));
-        llama__fq_linear_back(f, g, l, LLAMA_WO, w->dxm, s->a2, T, w->dt);
+        if (llama__fq_linear_back(f, g, l, LLAMA_WO, w->dxm, s->a2, T, w->dt) != LLAMA_OK) return LLAMA_ERR_NOMEM;
         llama__mask(w->dt, s->m2, T * D);
         llama__attention_back(m, s, w, T);
         llama__mask(w->dk, s->mk, T * kv);
@@ -375,15 +374,17 @@ LLAMA_API void llama_train_backward(const llama_model *m, const llama_fq_model *
         llama__rope_back(w->dq, T, D, m->head_size, w->s->rope);
         llama__rope_back(w->dk, T, kv, m->head_size, w->s->rope);
         memset(w->dt, 0, T * D * sizeof(float));
-        llama__fq_linear_back(f, g, l, LLAMA_WQ, w->dq, s->a1, T, w->dt);
-        llama__fq_linear_back(f, g, l, LLAMA_WK, w->dk, s->a1, T, w->dt);
-        llama__fq_linear_back(f, g, l, LLAMA_WV, w->dv, s->a1, T, w->dt);
+        if (llama__fq_linear_back(f, g, l, LLAMA_WQ, w->dq, s->a1, T, w->dt) != LLAMA_OK ||
+            llama__fq_linear_back(f, g, l, LLAMA_WK, w->dk, s->a1, T, w->dt) != LLAMA_OK ||
+            llama__fq_linear_back(f, g, l, LLAMA_WV, w->dv, s->a1, T, w->dt) != LLAMA_OK)
+            return LLAMA_ERR_NOMEM;
         llama__mask(w->dt, s->m1, T * D);
         memcpy(w->dx, w->dxm, T * D * sizeof(float));
         llama__rmsnorm_back(w->dt, s->x, m->rms_att + L * D, T, D, g->rms_att + L * D, w->dx, 1, m->norm_eps);
     }
     for (t = 0; t < T; t++)
         for (i = 0; i < D; i++) g->emb[(size_t)tokens[t] * D + i] += w->dx[t * D + i];
+    return LLAMA_OK;
 }
 
 /* >>loss ------------------------------------------------------------------- */
@@ -440,8 +441,9 @@ LLAMA_API llama_status llama_train_grad(const llama_model *m, const llama_model 
         if (my == LLAMA_OK) my = llama_train_forward(m, f, qc, w, tok, T);
         if (my == LLAMA_OK) {
             losses[i] = llama__kl_grad(w, T, V, 1.0 / ((double)T * (double)n_seqs));
-            llama_train_backward(m, f, w, tok, T, &g);
-        } else {
+            my = llama_train_backward(m, f, w, tok, T, &g);
+        }
+        if (my != LLAMA_OK) {
 #ifdef _OPENMP
 #pragma omp critical
 #endif
