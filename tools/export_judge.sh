@@ -6,10 +6,11 @@
 # chunks, KL divergence and top-1 against the all-F32 base that
 # tools/crosscheck.sh saved), beside llama.cpp's own Q4_0 files of the same
 # model as recorded in tests/vectors/smollm2_llamacpp.txt. Not part of `make test`.
-# Calibration: 32 windows of 256 tokens of TinyStories (8,192 tokens, the text
-# and amount of llama.cpp's importance matrix there; never the evaluation text).
-# Usage: tools/export_judge.sh   (METHODS=rtn,gptq,... THREADS=2 NICE=10
-#   RESUME=1 keeps the files and logs of an interrupted run; CALIB=FILE|generated)
+# Calibration: CALIB_SEQS windows of 256 tokens of TinyStories (32: 8,192
+# tokens, the text and amount of llama.cpp's importance matrix there; never
+# the evaluation text).
+# Usage: tools/export_judge.sh   (METHODS=gptq,rtn,... CALIB_SEQS=32 THREADS=2
+#   NICE=10 RESUME=1 keeps the files and logs of an interrupted run; CALIB=FILE|generated)
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/w4a8
@@ -20,7 +21,8 @@ CALIB=${CALIB:-$DATA/tinystories_valid_first1000.txt}
 BASE=$CACHE/crosscheck/f32_base_24chunks.kld
 VEC=$ROOT/tests/vectors/smollm2_llamacpp.txt
 WORK=$CACHE/export
-METHODS=${METHODS:-rtn,gptq,awq,awq+gptq,auto}
+METHODS=${METHODS:-gptq,rtn,awq,awq+gptq,auto}
+CALIB_SEQS=${CALIB_SEQS:-32}
 THREADS=${THREADS:-2}
 for f in "$MODEL" "$WIKI" "$BASE" "$VEC"; do
     [ -f "$f" ] || { echo "export_judge: $f is missing (tools/fetch_model.sh, make crosscheck)" >&2; exit 1; }
@@ -37,7 +39,7 @@ file() { echo "$OUT" | sed "s/%s/$1/"; }
 # 1. the exports: one calibration, a file per method; RTN re-chosen apart (it needs no calibration)
 if [ -z "$RESUME" ] || [ ! -f "$WORK/export.log" ]; then
     say "quantizing and exporting $METHODS ..."
-    "$ROOT/build/llama_w4a8" --model "$MODEL" --calib "$CALIB" --calib-seqs 32 --methods "$METHODS" \
+    "$ROOT/build/llama_w4a8" --model "$MODEL" --calib "$CALIB" --calib-seqs "$CALIB_SEQS" --methods "$METHODS" \
         --threads "$THREADS" --export "$OUT" >"$WORK/export.log.part" 2>&1 ||
         { tail -5 "$WORK/export.log.part" >&2; exit 1; }
     "$ROOT/build/llama_w4a8" --model "$MODEL" --calib "$CALIB" --calib-seqs 1 --methods rtn --threads "$THREADS" \
