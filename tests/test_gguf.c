@@ -7,7 +7,9 @@
    ${XDG_CACHE_HOME:-~/.cache}/w4a8, where tools/fetch_model.sh puts it):
    its configuration, its dequantization against llama.cpp's, greedy
    continuation and perplexity against llama.cpp's numbers (tests/vectors/,
-   from `make crosscheck`). */
+   from `make crosscheck`). The export (>>export): quantized models written
+   as Q4_0 read back exactly, Q4_1 for zero points, every refusal, and
+   llama.cpp (where built) running an exported file. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>

@@ -187,7 +187,10 @@ LLAMA_API int llama__export_role(const char *name, const llama_model *m, int *l,
     for (*l = 0; *l < m->c.n_layers; (*l)++) {
         for (i = 0; i < 7; i++) {
             snprintf(buf, sizeof buf, "blk.%d.%s.weight", *l, lin[i]);
-            if (!strcmp(name, buf)) return *which = i, 0;
+            if (!strcmp(name, buf)) {
+                *which = i;
+                return 0;
+            }
         }
         snprintf(buf, sizeof buf, "blk.%d.attn_norm.weight", *l);
         if (!strcmp(name, buf)) return 1;
