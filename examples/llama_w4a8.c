@@ -97,7 +97,8 @@ THE OUTLIER VARIANT
 #endif
 
 
-static const char usage[] =
+/* Two halves: C99 promises string literals of 4095 characters, no more. */
+static const char *const usage[2] = {
     "usage: llama_w4a8 --model FILE [--tokenizer FILE] --text FILE [options]\n"
     "\n"
     "Quantizes every linear layer of a llama2.c checkpoint or a LLaMA-family GGUF model\n"
@@ -139,6 +140,7 @@ static const char usage[] =
     "  --quantize-classifier  make the classifier a w4a8 layer too\n"
     "  --sample N          tokens of greedy text from FP32 and from the W4A8 model with\n"
     "                      the lowest KL (default 48; 0: none)\n"
+    ,
     "  --kv LIST           KV-cache columns: comma list of 8, 4 (int8 / int4 keys after\n"
     "                      RoPE and values, per token and head, symmetric), 8a, 4a\n"
     "                      (asymmetric) (default: none)\n"
@@ -150,7 +152,14 @@ static const char usage[] =
     "                      every chunk, float32 [positions][vocab] in chunk order\n"
     "                      (for tools/crosscheck_compare.py against llama.cpp's)\n"
     "  --threads N         OpenMP threads (default: all)\n"
-    "  --help              this text\n";
+    "  --export OUT.gguf   GGUF models: quantize with the method of --methods (group 32,\n"
+    "                      per token by default) and write a GGUF llama.cpp runs (every\n"
+    "                      linear Q4_0, scales rounded to fp16; AWQ symmetric; wo without\n"
+    "                      equalization); no evaluation, --text not needed. Several\n"
+    "                      methods: OUT has one %s, which becomes each method's name\n"
+    "  --export-q4_1       with --export: layers with zero points become Q4_1 (else refused)\n"
+    "  --export-rechoose   with --export: codes re-chosen for the fp16 scales (RTN's rule)\n"
+    "  --help              this text\n" };
 
 static const char *const method_names[W4A8_METHOD_COUNT] = { "rtn", "smoothquant", "awq", "gptq", "fptq", "auto" };
 
@@ -165,7 +174,9 @@ static const char *const rot_prefix[3] = { "", "rot:", "rot+w2:" };
 
 typedef struct options {
     const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants, *kv, *qat, *dump_logits;
+    const char *export_path;
     int kv_bits[8], kv_asym[8], n_kv; /* the KV columns, from --kv */
+    int export_q4_1, export_rechoose, act_given;
     size_t windows, calib_seqs, sample, ctx;
     size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
     float fptq_low, fptq_high;
@@ -210,7 +221,8 @@ static int parse_bounds(const char *s, float *low, float *high) {
 static const char *const value_options[] = { "--model",   "--tokenizer", "--text",    "--calib",       "--table",
                                              "--methods", "--group",     "--variants", "--windows",    "--calib-seqs",
                                              "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act",
-                                             "--kv",      "--qat",       "--ctx",     "--rot-seed", "--dump-logits" };
+                                             "--kv",      "--qat",       "--ctx",     "--rot-seed", "--dump-logits",
+                                             "--export" };
 
 static int takes_value(const char *a) {
     size_t i;
@@ -238,6 +250,10 @@ static int parse_args(int argc, char **argv, options *o) {
             o->quantize_cls = 1;
             continue;
         }
+        if (!strcmp(a, "--export-q4_1") || !strcmp(a, "--export-rechoose")) {
+            *(a[8] == 'q' ? &o->export_q4_1 : &o->export_rechoose) = 1;
+            continue;
+        }
         if (!takes_value(a)) {
             fprintf(stderr, "llama_w4a8: unknown option '%s' (see --help)\n", a);
             return 0;
@@ -253,6 +269,7 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--calib")) o->calib = v;
         else if (!strcmp(a, "--table")) o->table = v;
         else if (!strcmp(a, "--dump-logits")) o->dump_logits = v;
+        else if (!strcmp(a, "--export")) o->export_path = v;
         else if (!strcmp(a, "--methods")) o->methods = v, o->methods_given = 1;
         else if (!strcmp(a, "--group")) o->groups = v, o->groups_given = 1;
         else if (!strcmp(a, "--variants")) o->variants = v, o->variants_given = 1;
@@ -269,15 +286,17 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--act") && (!strcmp(v, "token") || !strcmp(v, "tensor") || !strcmp(v, "both"))) {
             o->act_token = strcmp(v, "tensor") != 0;
             o->act_tensor = strcmp(v, "token") != 0;
+            o->act_given = 1;
         } else {
             fprintf(stderr, "llama_w4a8: bad option or value: %s %s (see --help)\n", a, v);
             return 0;
         }
     }
-    if (!o->model || !o->text) {
+    if (!o->model || (!o->text && !o->export_path)) {
         fprintf(stderr, "llama_w4a8: --model and --text are required (see --help)\n");
         return 0;
     }
+    if (o->export_path && !o->act_given) o->act_tensor = 0; /* llama.cpp quantizes activations its own way */
     if (o->table && (why = output_target(o->table)) != NULL) {
         fprintf(stderr, "llama_w4a8: --table %s: will not write it: %s\n", o->table, why);
         return 0;
@@ -792,6 +811,139 @@ static llama_status dump_logits(const options *o, const llama_model *m, const in
     return st;
 }
 
+/* The calibration tokens --calib names: *calib (malloc'd; the caller frees
+   it, also on failure), *n_calib sequences of LLAMA_WINDOW - 1 tokens, and
+   their description. 0 on success, else 1 with the reason printed. */
+static int make_calib(const options *o, const llama_model *m, const llama_tokenizer *tok, int **calib,
+                      size_t *n_calib, char *desc, size_t cap) {
+    char *ctext = NULL;
+    size_t bytes = 0;
+    llama_status st;
+    *n_calib = 0;
+    if (!(*calib = (int *)malloc((o->calib_seqs ? o->calib_seqs : 1) * (LLAMA_WINDOW - 1) * sizeof(int)))) {
+        fprintf(stderr, "llama_w4a8: out of memory\n");
+        return 1;
+    }
+    if (!o->calib_seqs) {
+        snprintf(desc, cap, "none");
+        return 0;
+    }
+    if (!strcmp(o->calib, "generated")) {
+        double t0 = llama__now();
+        if ((st = llama_generate_calib(m, o->calib_seqs, LLAMA_WINDOW - 1, o->seed, *calib)) != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: calibration data: %s\n", llama_status_str(st));
+            return 1;
+        }
+        *n_calib = o->calib_seqs;
+        snprintf(desc, cap, "%zu sequences x %d tokens sampled from the FP32 model from BOS (seed %llu)", *n_calib,
+                 LLAMA_WINDOW - 1, (unsigned long long)o->seed);
+        printf("generated calibration tokens in %.1f s\n", llama__now() - t0);
+        return 0;
+    }
+    st = llama__read_file(o->calib, (size_t)1 << 30, &ctext, &bytes);
+    if (st == LLAMA_OK) st = calib_from_text(tok, ctext, bytes, o->calib_seqs, LLAMA_WINDOW - 1, *calib, n_calib);
+    free(ctext);
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: --calib %s: %s\n", o->calib, llama_status_str(st));
+        return 1;
+    }
+    if (*n_calib == 0) {
+        fprintf(stderr, "llama_w4a8: %s: fewer than %d tokens\n", o->calib, LLAMA_WINDOW - 1);
+        return 1;
+    }
+    snprintf(desc, cap, "%zu windows x %d tokens of %s", *n_calib, LLAMA_WINDOW - 1, o->calib);
+    return 0;
+}
+
+/* One --export file: spec quantized for llama.cpp (llama_export_quantizer)
+   from cs, written to path, with what the fp16 scales cost. */
+static int export_one(const options *o, const llama_model *m, const llama_gguf *g, const llama_calibs *cs,
+                      const llama_spec *spec, const char *path) {
+    llama_qmodel *q = NULL;
+    llama_export_opts eo;
+    llama_export_report r;
+    char name[48];
+    w4a8_status wst = W4A8_OK;
+    llama_status st;
+    spec_name(spec, 0, name, sizeof name);
+    st = llama_quantize(m, cs, spec, o->quantize_cls, llama_export_quantizer, &q, &wst);
+    if (st == LLAMA_OK) {
+        printf("quantized %s for export in %.2f s\n", name, q->seconds);
+        memset(&eo, 0, sizeof eo);
+        eo.q4_1 = o->export_q4_1, eo.rechoose = o->export_rechoose;
+        st = llama_export_gguf(g, m, q, &eo, path, &r);
+    }
+    llama_qmodel_free(q);
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: --export %s (%s): %s%s%s\n", path, name, llama_status_str(st), wst ? ": " : "",
+                wst ? w4a8_status_str(wst) : "");
+        return 1;
+    }
+    printf("exported %s to %s: %zu linears Q4_0, %zu Q4_1%s; %zu with a per-tensor activation scale llama.cpp "
+           "does not use (it quantizes activations to Q8_0 per block of 32)\n",
+           name, path, r.q4_0, r.q4_1, o->export_rechoose ? ", codes re-chosen for the fp16 scales" : "",
+           r.static_act);
+    printf("fp16 scales: largest relative rounding %.2e; weight error |W - Q|^2 / |W|^2: w4a8 %.6e, fp16 scales "
+           "%.6e (%+.4f%%), codes re-chosen %.6e (%+.4f%%); %.3f%% of codes differ from RTN's for the fp16 scale\n",
+           r.scale_rel_max, r.err_w4a8 / r.ref, r.err_fp16 / r.ref, 100.0 * (r.err_fp16 / r.err_w4a8 - 1.0),
+           r.err_rechosen / r.ref, 100.0 * (r.err_rechosen / r.err_w4a8 - 1.0),
+           100.0 * (double)r.rechosen / (double)r.weights);
+    fflush(stdout);
+    return 0;
+}
+
+/* --export: one calibration, then a file per spec (OUT's %s is its name). */
+static int run_export(const options *o, const llama_model *m, const llama_tokenizer *tok, const job *specs,
+                      size_t n_specs) {
+    const char *pct = strstr(o->export_path, "%s");
+    llama_gguf *g = NULL;
+    llama_calibs cs;
+    int *calib = NULL, failed = 0;
+    size_t n_calib = 0, i;
+    char desc[512], path[4096];
+    w4a8_status wst = W4A8_OK;
+    llama_status st;
+    double t0;
+    for (i = 0; i < n_specs; i++) failed |= specs[i].rot != 0;
+    if (failed || (n_specs > 1 && (!pct || strstr(pct + 2, "%s") || strchr(o->export_path, '%') != pct)) ||
+        strlen(o->export_path) + 48 > sizeof path) {
+        fprintf(stderr, "llama_w4a8: --export: no rotation (llama.cpp has none); several methods need one %%s "
+                        "in the path and no other %%\n");
+        return 1;
+    }
+    if ((st = llama_gguf_open(o->model, &g)) != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: %s: %s\n", o->model, llama_status_str(st));
+        return 1;
+    }
+    if (make_calib(o, m, tok, &calib, &n_calib, desc, sizeof desc)) {
+        free(calib);
+        llama_gguf_close(g);
+        return 1;
+    }
+    printf("calibrating on %s ...\n", desc);
+    fflush(stdout);
+    t0 = llama__now();
+    st = llama_calibrate(m, calib, n_calib, LLAMA_WINDOW - 1, &cs, &wst);
+    free(calib);
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: calibration: %s%s%s\n", llama_status_str(st), wst ? ": " : "",
+                wst ? w4a8_status_str(wst) : "");
+        llama_gguf_close(g);
+        return 1;
+    }
+    printf("calibrated in %.1f s\n", llama__now() - t0);
+    for (i = 0; i < n_specs; i++) {
+        char name[48];
+        spec_name(&specs[i].spec, 0, name, sizeof name);
+        if (pct) snprintf(path, sizeof path, "%.*s%s%s", (int)(pct - o->export_path), o->export_path, name, pct + 2);
+        else snprintf(path, sizeof path, "%s", o->export_path);
+        failed |= export_one(o, m, g, &cs, &specs[i].spec, path);
+    }
+    llama_calibs_free(&cs);
+    llama_gguf_close(g);
+    return failed;
+}
+
 /* The whole program but the check of standard output. */
 /* --kv's columns into o. */
 static int parse_kv(options *o) {
@@ -865,7 +1017,7 @@ static int run(int argc, char **argv) {
     char qat_buf[512];
     llama_tokenizer tok;
     job *specs = NULL;
-    char *text = NULL, *ctext = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
+    char *text = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
     const char *list, *culprit;
     int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0, k;
     size_t n_stream, n_windows, n_specs = 0, cap_specs, text_bytes, n_calib = 0, g;
@@ -874,7 +1026,7 @@ static int run(int argc, char **argv) {
     llama_status st;
     int pa = parse_args(argc, argv, &o);
     if (pa == 2) {
-        fputs(usage, stdout);
+        fputs(usage[0], stdout), fputs(usage[1], stdout);
         return 0;
     }
     if (!pa || !parse_kv(&o)) return 2;
@@ -885,10 +1037,14 @@ static int run(int argc, char **argv) {
     o.gguf = llama_is_gguf_file(o.model);
     if (o.gguf) { /* real outliers, weights already 4-bit: the defaults that make sense */
         if (!o.variants_given) o.variants = "original";
-        if (!o.groups_given) o.groups = "32,128,channel";
+        if (!o.groups_given) o.groups = o.export_path ? "32" : "32,128,channel";
         if (!o.calib_given) o.calib_seqs = 16;
         o.stride = o.ctx, o.first = o.ctx / 2;
     } else {
+        if (o.export_path) {
+            fprintf(stderr, "llama_w4a8: --export needs a GGUF model (its tokenizer and embedding go into the file)\n");
+            return 2;
+        }
         if (!o.tokenizer) {
             fprintf(stderr, "llama_w4a8: a llama2.c checkpoint needs --tokenizer (see --help)\n");
             return 2;
@@ -947,6 +1103,10 @@ static int run(int argc, char **argv) {
     else
         printf("tokenizer %s: %d pieces, %s\n", o.tokenizer, tok.vocab_size,
                tok.byte_fallback ? "byte fallback" : "no byte fallback (unknown characters -> <unk>)");
+    if (o.export_path) {
+        failed = run_export(&o, &model, &tok, specs, n_specs);
+        goto done;
+    }
     st = llama__read_file(o.text, (size_t)1 << 30, &text, &text_bytes);
     if (st == LLAMA_OK) st = o.gguf ? gguf_stream(&tok, o.stride, text, text_bytes, &stream, &n_stream)
                                     : llama_encode_stories(&tok, text, text_bytes, &stream, &n_stream);
@@ -972,38 +1132,7 @@ static int run(int argc, char **argv) {
         goto done;
     }
     if (!n_specs && !o.qat) o.calib_seqs = 0; /* the FP32 row needs no calibration */
-    calib = (int *)malloc((o.calib_seqs ? o.calib_seqs : 1) * (LLAMA_WINDOW - 1) * sizeof(int));
-    if (!calib) {
-        fprintf(stderr, "llama_w4a8: out of memory\n");
-        failed = 1;
-        goto done;
-    }
-    if (!strcmp(o.calib, "generated")) {
-        double t0 = llama__now();
-        st = llama_generate_calib(&model, o.calib_seqs, LLAMA_WINDOW - 1, o.seed, calib);
-        n_calib = o.calib_seqs;
-        snprintf(calib_desc, sizeof calib_desc, "%zu sequences x %d tokens sampled from the FP32 model from BOS (seed %llu)",
-                 n_calib, LLAMA_WINDOW - 1, (unsigned long long)o.seed);
-        printf("generated calibration tokens in %.1f s\n", llama__now() - t0);
-    } else {
-        st = llama__read_file(o.calib, (size_t)1 << 30, &ctext, &text_bytes);
-        if (st == LLAMA_OK)
-            st = calib_from_text(&tok, ctext, text_bytes, o.calib_seqs, LLAMA_WINDOW - 1, calib, &n_calib);
-        if (st != LLAMA_OK) {
-            fprintf(stderr, "llama_w4a8: --calib %s: %s\n", o.calib, llama_status_str(st));
-            failed = 1;
-            goto done;
-        }
-        free(ctext);
-        if (st == LLAMA_OK && n_calib == 0) {
-            fprintf(stderr, "llama_w4a8: %s: fewer than %d tokens\n", o.calib, LLAMA_WINDOW - 1);
-            failed = 1;
-            goto done;
-        }
-        snprintf(calib_desc, sizeof calib_desc, "%zu windows x %d tokens of %s", n_calib, LLAMA_WINDOW - 1, o.calib);
-    }
-    if (st != LLAMA_OK) {
-        fprintf(stderr, "llama_w4a8: calibration data: %s\n", llama_status_str(st));
+    if (make_calib(&o, &model, &tok, &calib, &n_calib, calib_desc, sizeof calib_desc)) {
         failed = 1;
         goto done;
     }
