@@ -28,7 +28,7 @@ NVFLAGS ?= -O3
 NVFLAGS += -std=c++17 $(NVARCH) -fmad=false --Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp
 CUDA_HDR = w4a8.h w4a8_cuda.h w4a8_cuda_layout.h
 
-.PHONY: all deps test check test-compilers demo bench bench-quant compare crosscheck test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
+.PHONY: all deps test check test-compilers demo bench bench-quant compare crosscheck export-judge test-neon clean cuda test-cuda bench-cuda fuzz fuzz-build
 all: deps
 	$(MAKE) --no-print-directory build/test_main build/quickstart build/w4a8_heatmap build/llama_w4a8 build/llama_qat
 
@@ -62,6 +62,10 @@ build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/output.h | bui
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 build/llama_qat: examples/llama_qat.c $(LLAMA_HDR) w4a8.h tools/output.h | build
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+# End-to-end speed of the engine, beside llama-bench (tools/race.sh).
+build/llama_race: tools/llama_race.c $(LLAMA_HDR) w4a8.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # Everything: both compilers warning-free, the suite plain and under sanitizers;
@@ -178,6 +182,11 @@ compare: build/w4a8_bench
 # prints a table. Not part of `make test`: about half an hour on 2 cores.
 crosscheck:
 	sh tools/crosscheck.sh
+
+# llama.cpp's perplexity as the judge of w4a8's Q4_0 exports of SmolLM2
+# (needs `make crosscheck`'s files). Not part of `make test`.
+export-judge:
+	sh tools/export_judge.sh
 
 # The cost of the online Hadamard transform in a block's forward (seconds).
 build/rotate_bench: tools/rotate_bench.c w4a8.h | build

@@ -281,7 +281,7 @@ W4A8_API w4a8_status w4a8_kernel_resolve(w4a8_kernel want, w4a8_kernel *out);
 typedef struct w4a8_config {
     w4a8_method method;     /* W4A8_METHOD_RTN */
     size_t group_size;      /* 128; W4A8_PER_CHANNEL for one group per row */
-    int asymmetric;         /* 0: symmetric weights, zero point 8 (AWQ always has zero points) */
+    int asymmetric;         /* 0: symmetric weights, zero point 8 (AWQ has zero points unless awq_symmetric) */
     w4a8_act_mode act_mode; /* W4A8_ACT_PER_TOKEN */
     float act_scale;        /* 0: per-tensor scale from calibration max|x'| / 127 */
     int fold_smooth;        /* 0: forward divides X by s; 1: the caller folds 1/s upstream */
@@ -292,6 +292,9 @@ typedef struct w4a8_config {
                                (the reference picks 0.85 for Llama-2) */
     int awq_grid;           /* 20: AWQ tries ratios r = i / awq_grid, i = 0 .. awq_grid - 1 */
     int awq_clip;           /* 1: AWQ's clipping search (skipped for linears with skip_clip) */
+    int awq_symmetric;      /* 0; 1: AWQ's weights symmetric too (zero point 8, the grid of RTN
+                               and GPTQ), as llama.cpp's Q4_0 needs; its search and clipping
+                               still measure on its own grid */
     float gptq_damp;        /* 0.01: lambda in (0, 1], H += lambda * mean(diag H) * I; doubled
                                (up to 1) while the Cholesky factorization fails */
     size_t gptq_block;      /* 128: columns per lazy batch update */
@@ -396,9 +399,10 @@ W4A8_API void w4a8_calib_free(w4a8_calib *calib);
                 clipping search per row and group (not for skip_clip linears);
                 then RTN on AWQ's own grid (w4a8_quantize_rtn_awq) which, unlike
                 GPTQ's, does not stretch a group's [min, max] to contain 0. AWQ
-                always has zero points (its reference supports nothing else;
+                has zero points (its reference supports nothing else;
                 its scaling makes groups lopsided, which symmetric grids waste
-                half their levels on): cfg.asymmetric does not apply to it.
+                half their levels on): cfg.asymmetric does not apply to it;
+                cfg.awq_symmetric = 1 makes it symmetric (for llama.cpp's Q4_0).
    GPTQ         no equalization; GPTQ's error-compensating weights from the
                 Hessian 2/T X^T X (the calibration needs with_hessian).
    FPTQ         from v = max|X|: v < fptq_low per-tensor static; fptq_low <= v
@@ -940,6 +944,7 @@ W4A8_IMPL w4a8_status w4a8_config_init(w4a8_config *cfg) {
     cfg->sq_alpha = 0.5f;
     cfg->awq_grid = 20;
     cfg->awq_clip = 1;
+    cfg->awq_symmetric = 0;
     cfg->gptq_damp = 0.01f;
     cfg->gptq_block = 128;
     cfg->gptq_act_order = 0;
@@ -3064,6 +3069,7 @@ W4A8_PRIVATE w4a8_status w4a8__check_config(const w4a8_config *cfg, size_t K) {
     if (cfg->act_mode != W4A8_ACT_PER_TOKEN && cfg->act_mode != W4A8_ACT_PER_TENSOR) return W4A8_ERR_CONFIG;
     if (!(cfg->act_scale >= 0.0f) || !w4a8__finite(cfg->act_scale)) return W4A8_ERR_CONFIG;
     if (!(cfg->sq_alpha >= 0.0f && cfg->sq_alpha <= 1.0f)) return W4A8_ERR_CONFIG;
+    if (cfg->awq_symmetric != 0 && cfg->awq_symmetric != 1) return W4A8_ERR_CONFIG;
     if (cfg->awq_grid < 1 || !(cfg->gptq_damp > 0.0f && cfg->gptq_damp <= 1.0f) || cfg->gptq_block == 0)
         return W4A8_ERR_CONFIG;
     if (!(cfg->fptq_low >= 0.0f && cfg->fptq_low <= cfg->fptq_high) || !w4a8__finite(cfg->fptq_high))
@@ -4029,7 +4035,8 @@ W4A8_PRIVATE w4a8_status w4a8__decide(w4a8__job *job, w4a8_method m, float **s, 
 }
 
 /* The weights of one linear, W s (clipped, for AWQ), as codes, scales, zeros.
-   AWQ always has zero points: its own grid, or GPTQ's asymmetric one. */
+   AWQ has zero points (its own grid, or GPTQ's asymmetric one) unless
+   cfg.awq_symmetric. */
 W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, size_t li, w4a8_method m, const float *s,
                                        const w4a8__gptq_plan *plan, uint8_t *codes, float *scales,
                                        uint8_t *zeros, double *gptq_loss) {
@@ -4039,6 +4046,7 @@ W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, size_t li, w4a8_method m,
     size_t K = job->K, N = lin->N, G = w4a8__group_len(K, cfg->group_size), k, n;
     float *Ws = NULL, *Xs = NULL;
     const float *Wq = lin->W;
+    int awq_zeros = m == W4A8_METHOD_AWQ && !cfg->awq_symmetric;
     w4a8_status st = W4A8_OK;
     if (s) {
         Wq = Ws = (float *)w4a8__alloc(N * K, sizeof(float));
@@ -4067,9 +4075,9 @@ W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, size_t li, w4a8_method m,
         if (st == W4A8_OK) w4a8__clip_apply(Ws, N, K, G, job->clip[li], Ws);
     }
     if (st == W4A8_OK) {
-        if (plan) st = w4a8__gptq_rows(plan, Wq, N, cfg, m == W4A8_METHOD_AWQ || cfg->asymmetric, codes, scales,
-                                       zeros, gptq_loss, &job->prog);
-        else if (m == W4A8_METHOD_AWQ) st = w4a8_quantize_rtn_awq(Wq, N, K, cfg->group_size, codes, scales, zeros);
+        if (plan) st = w4a8__gptq_rows(plan, Wq, N, cfg, awq_zeros || cfg->asymmetric, codes, scales, zeros,
+                                       gptq_loss, &job->prog);
+        else if (awq_zeros) st = w4a8_quantize_rtn_awq(Wq, N, K, cfg->group_size, codes, scales, zeros);
         else st = w4a8_quantize_rtn(Wq, N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
         if (!plan) w4a8__progress_step(&job->prog, 1);
     }
@@ -4152,7 +4160,7 @@ W4A8_PRIVATE w4a8_status w4a8__candidate(w4a8__job *job, w4a8_method m, int gptq
         d.N = job->lin[i].N;
         d.K = K;
         d.group_size = cfg->group_size;
-        d.asymmetric = m == W4A8_METHOD_AWQ || cfg->asymmetric;
+        d.asymmetric = (m == W4A8_METHOD_AWQ && !cfg->awq_symmetric) || cfg->asymmetric;
         d.codes = codes;
         d.scales = scales;
         d.zeros = zeros;

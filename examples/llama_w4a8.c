@@ -60,6 +60,20 @@ EQUALIZATION, FOLDED
    exact. That is why w2 is quantized before w1/w3. Nothing can absorb wo's
    s (softmax(q k) v sits in front), so wo divides at run time.
 
+THE KV CACHE
+   --kv 8,4 adds columns "PPL +KV8" and "PPL +KV4": every row (and FP32)
+   scored again with an int8 or int4 KV cache (w4a8_kv_quantize, one scale
+   per token and head, symmetric; "8a"/"4a" for asymmetric ones, with a
+   zero point). Keys are quantized after RoPE, as an engine stores them;
+   the attention reads them back dequantized.
+
+LLM-QAT
+   --qat FILE adds rows llm-qat: the weights llama_qat (examples/llama_qat.c)
+   trained from this model, quantized like every method (RTN on each --group,
+   per-token activations) and scored against this model's FP32, so KL and
+   top-1 compare with the other rows; FILE:GROUP gives only the row of the
+   group it was trained at. A comma list adds rows per file, named after it.
+
 THE OUTLIER VARIANT
    Large LLMs have a few RMSNorm output channels 100x the rest; these tiny
    models do not. The variant multiplies 3 gamma entries of every rms_att and
@@ -83,7 +97,8 @@ THE OUTLIER VARIANT
 #endif
 
 
-static const char usage[] =
+/* Two halves: C99 promises string literals of 4095 characters, no more. */
+static const char *const usage[2] = {
     "usage: llama_w4a8 --model FILE [--tokenizer FILE] --text FILE [options]\n"
     "\n"
     "Quantizes every linear layer of a llama2.c checkpoint or a LLaMA-family GGUF model\n"
@@ -125,12 +140,26 @@ static const char usage[] =
     "  --quantize-classifier  make the classifier a w4a8 layer too\n"
     "  --sample N          tokens of greedy text from FP32 and from the W4A8 model with\n"
     "                      the lowest KL (default 48; 0: none)\n"
+    ,
+    "  --kv LIST           KV-cache columns: comma list of 8, 4 (int8 / int4 keys after\n"
+    "                      RoPE and values, per token and head, symmetric), 8a, 4a\n"
+    "                      (asymmetric) (default: none)\n"
+    "  --qat LIST          checkpoints trained by llama_qat from this llama2.c model: rows\n"
+    "                      llm-qat (RTN on each --group, per token; original variant only);\n"
+    "                      FILE:GROUP (32, channel, ...) for its training group's row only\n"
     "  --table OUT.md      also write the tables as Markdown\n"
     "  --dump-logits FILE  write the FP32 model's logits at the scored positions of\n"
     "                      every chunk, float32 [positions][vocab] in chunk order\n"
     "                      (for tools/crosscheck_compare.py against llama.cpp's)\n"
     "  --threads N         OpenMP threads (default: all)\n"
-    "  --help              this text\n";
+    "  --export OUT.gguf   GGUF models: quantize with the method of --methods (group 32,\n"
+    "                      per token by default) and write a GGUF llama.cpp runs (every\n"
+    "                      linear Q4_0, scales rounded to fp16; AWQ symmetric; wo without\n"
+    "                      equalization); no evaluation, --text not needed. Several\n"
+    "                      methods: OUT has one %s, which becomes each method's name\n"
+    "  --export-q4_1       with --export: layers with zero points become Q4_1 (else refused)\n"
+    "  --export-rechoose   with --export: codes re-chosen for the fp16 scales (RTN's rule)\n"
+    "  --help              this text\n" };
 
 static const char *const method_names[W4A8_METHOD_COUNT] = { "rtn", "smoothquant", "awq", "gptq", "fptq", "auto" };
 
@@ -144,7 +173,10 @@ typedef struct job {
 static const char *const rot_prefix[3] = { "", "rot:", "rot+w2:" };
 
 typedef struct options {
-    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants, *dump_logits;
+    const char *model, *tokenizer, *text, *calib, *table, *methods, *groups, *variants, *kv, *qat, *dump_logits;
+    const char *export_path;
+    int kv_bits[8], kv_asym[8], n_kv; /* the KV columns, from --kv */
+    int export_q4_1, export_rechoose, act_given;
     size_t windows, calib_seqs, sample, ctx;
     size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
     float fptq_low, fptq_high;
@@ -161,6 +193,15 @@ static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
     if (*end || v < lo || v > hi) return 0;
     *out = (size_t)v;
     return 1;
+}
+
+/* A group size, or "channel": W4A8_MAX_GROUP (one group per row). */
+static int parse_group(const char *s, size_t *out) {
+    if (s && !strcmp(s, "channel")) {
+        *out = W4A8_MAX_GROUP;
+        return 1;
+    }
+    return parse_size(s, 1, W4A8_MAX_GROUP, out);
 }
 
 /* "LOW,HIGH" with 0 <= LOW <= HIGH, both finite. */
@@ -180,7 +221,8 @@ static int parse_bounds(const char *s, float *low, float *high) {
 static const char *const value_options[] = { "--model",   "--tokenizer", "--text",    "--calib",       "--table",
                                              "--methods", "--group",     "--variants", "--windows",    "--calib-seqs",
                                              "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act",
-                                             "--dump-logits" };
+                                             "--kv",      "--qat",       "--ctx",     "--rot-seed", "--dump-logits",
+                                             "--export" };
 
 static int takes_value(const char *a) {
     size_t i;
@@ -208,6 +250,10 @@ static int parse_args(int argc, char **argv, options *o) {
             o->quantize_cls = 1;
             continue;
         }
+        if (!strcmp(a, "--export-q4_1") || !strcmp(a, "--export-rechoose")) {
+            *(a[8] == 'q' ? &o->export_q4_1 : &o->export_rechoose) = 1;
+            continue;
+        }
         if (!takes_value(a)) {
             fprintf(stderr, "llama_w4a8: unknown option '%s' (see --help)\n", a);
             return 0;
@@ -223,9 +269,12 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--calib")) o->calib = v;
         else if (!strcmp(a, "--table")) o->table = v;
         else if (!strcmp(a, "--dump-logits")) o->dump_logits = v;
+        else if (!strcmp(a, "--export")) o->export_path = v;
         else if (!strcmp(a, "--methods")) o->methods = v, o->methods_given = 1;
         else if (!strcmp(a, "--group")) o->groups = v, o->groups_given = 1;
         else if (!strcmp(a, "--variants")) o->variants = v, o->variants_given = 1;
+        else if (!strcmp(a, "--kv")) o->kv = v;
+        else if (!strcmp(a, "--qat")) o->qat = v;
         else if (!strcmp(a, "--windows") && parse_size(v, 1, (size_t)-1, &o->windows)) {}
         else if (!strcmp(a, "--ctx") && parse_size(v, 4, 1 << 20, &o->ctx)) {}
         else if (!strcmp(a, "--calib-seqs") && parse_size(v, 1, 1 << 20, &o->calib_seqs)) o->calib_given = 1;
@@ -237,15 +286,17 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--act") && (!strcmp(v, "token") || !strcmp(v, "tensor") || !strcmp(v, "both"))) {
             o->act_token = strcmp(v, "tensor") != 0;
             o->act_tensor = strcmp(v, "token") != 0;
+            o->act_given = 1;
         } else {
             fprintf(stderr, "llama_w4a8: bad option or value: %s %s (see --help)\n", a, v);
             return 0;
         }
     }
-    if (!o->model || !o->text) {
+    if (!o->model || (!o->text && !o->export_path)) {
         fprintf(stderr, "llama_w4a8: --model and --text are required (see --help)\n");
         return 0;
     }
+    if (o->export_path && !o->act_given) o->act_tensor = 0; /* llama.cpp quantizes activations its own way */
     if (o->table && (why = output_target(o->table)) != NULL) {
         fprintf(stderr, "llama_w4a8: --table %s: will not write it: %s\n", o->table, why);
         return 0;
@@ -413,22 +464,95 @@ static void progress_line(void *user, size_t done, size_t total) {
 typedef struct row {
     llama_spec spec;
     int rot;
+    const llama_model *m; /* the weights it was quantized from */
+    const char *qat;      /* llm-qat rows: the name of the trained checkpoint, else NULL */
     llama_qmodel *q;
     w4a8_status st;
 } row;
 
-/* Calibrate, quantize with every spec, evaluate, print one table. */
+/* Models trained by llama_qat from the original (--qat): one row per file and group. */
+typedef struct qat_set {
+    const llama_model *m;
+    const char *const *names;
+    const size_t *trained; /* the group each was trained at (its only row), or 0: every group */
+    size_t n;
+    const size_t *groups;
+    size_t n_groups;
+} qat_set;
+
+static void row_name(const row *r, char *buf, size_t cap) {
+    if (r->qat) snprintf(buf, cap, "llm-qat%s%s", *r->qat ? ":" : "", r->qat);
+    else spec_name(&r->spec, r->rot, buf, cap);
+}
+
+/* Quantize r's weights with r's spec: 1 done, 0 failed (said why), -1 not
+   supported by this build (the caller may skip it). */
+static int quantize_row(const options *o, const char *tag, const llama_calibs *cs, row *r) {
+    char name[48], gb[24];
+    const char *act = spec_act(&r->spec);
+    llama_status st = llama_quantize(r->m, cs, &r->spec, o->quantize_cls, NULL, &r->q, &r->st);
+    row_name(r, name, sizeof name);
+    if (st == LLAMA_ERR_W4A8 && r->st == W4A8_ERR_UNSUPPORTED && !o->methods_given) return -1;
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: [%s] %s g%s %s: %s%s%s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
+                llama_status_str(st), r->st ? ": " : "", r->st ? w4a8_status_str(r->st) : "");
+        return 0;
+    }
+    printf("[%s] quantized %s g%s %s in %.2f s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
+           r->q->seconds);
+    fflush(stdout);
+    return 1;
+}
+
+/* The llm-qat rows: each trained model calibrated on the same tokens, RTN
+   with per-token activations on each group. */
+static int add_qat_rows(const options *o, const char *tag, const qat_set *qs, const int *calib, size_t n_calib,
+                        row *rows, size_t *n_rows) {
+    size_t f, g;
+    int failed = 0;
+    for (f = 0; f < qs->n; f++) {
+        llama_calibs cs;
+        w4a8_status wst;
+        llama_status st = llama_calibrate(&qs->m[f], calib, n_calib, LLAMA_WINDOW - 1, &cs, &wst);
+        if (st != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: [%s] calibration of %s: %s\n", tag, qs->names[f], llama_status_str(st));
+            failed = 1;
+            continue;
+        }
+        for (g = 0; g < (qs->trained[f] ? 1 : qs->n_groups); g++) {
+            row *r = &rows[*n_rows];
+            memset(r, 0, sizeof *r);
+            r->spec.method = W4A8_METHOD_RTN, r->spec.act_mode = W4A8_ACT_PER_TOKEN;
+            r->spec.group = qs->trained[f] ? qs->trained[f] : qs->groups[g];
+            r->m = &qs->m[f], r->qat = qs->n > 1 ? qs->names[f] : "";
+            if (quantize_row(o, tag, &cs, r) == 1) (*n_rows)++;
+            else failed = 1;
+        }
+        llama_calibs_free(&cs);
+    }
+    return failed;
+}
+
+/* " 3.7612 (+0.10%) |": a KV column's cell. */
+static void emit_kv_cell(FILE *md, const llama_metrics *x, double fp32_ppl) {
+    double p = llama_ppl(x);
+    emit(md, " %.4f (%+.2f%%) |", p, 100.0 * (p / fp32_ppl - 1.0));
+}
+
+/* Calibrate, quantize with every spec (and the llm-qat rows of qs, or NULL),
+   evaluate, print one table. */
 static int run_variant(const options *o, const char *tag, const char *title, const llama_model *orig,
                        const llama_model *m, const llama_tokenizer *tok, const int *stream, size_t n_windows,
                        const int *calib, size_t n_calib, const char *calib_desc, const job *specs,
-                       size_t n_specs, FILE *md) {
+                       size_t n_specs, const qat_set *qs, FILE *md) {
     llama_calibs cs;
-    llama_entry *e = (llama_entry *)calloc(n_specs + 4, sizeof *e);
-    llama_metrics *mt = (llama_metrics *)calloc(n_specs + 4, sizeof *mt);
-    row *rows = (row *)calloc(n_specs + 1, sizeof *rows);
+    size_t cap_rows = n_specs + (qs ? qs->n * qs->n_groups : 0) + 1, cap_e = (cap_rows + 4) * (1 + (size_t)o->n_kv);
+    llama_entry *e = (llama_entry *)calloc(cap_e, sizeof *e);
+    llama_metrics *mt = (llama_metrics *)calloc(cap_e, sizeof *mt);
+    row *rows = (row *)calloc(cap_rows, sizeof *rows);
     llama_model rotated[3];
     const llama_model *mod[3] = { m, NULL, NULL };
-    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0, rot_entry[3] = { 0, 0, 0 };
+    size_t i, n_rows = 0, n_e = 0, best = 0, n_skipped = 0, rot_entry[3] = { 0, 0, 0 }, n_base, kv;
     int failed = 0, has_orig = orig != m, k;
     double t0 = llama__now(), fp32_ppl;
     char skipped[512] = "";
@@ -461,40 +585,37 @@ static int run_variant(const options *o, const char *tag, const char *title, con
         }
         printf("[%s] calibrated in %.1f s\n", tag, llama__now() - t0);
         for (i = 0; i < n_specs; i++) {
-            char name[48], gb[24];
-            const char *act = spec_act(&specs[i].spec);
             row *r = &rows[n_rows];
+            int made;
             if (specs[i].rot != k) continue;
-            r->spec = specs[i].spec;
-            r->rot = k;
-            spec_name(&r->spec, k, name, sizeof name);
-            st = llama_quantize(mod[k], &cs, &r->spec, o->quantize_cls, NULL, &r->q, &r->st);
-            if (st == LLAMA_ERR_W4A8 && r->st == W4A8_ERR_UNSUPPORTED && !o->methods_given) {
+            memset(r, 0, sizeof *r);
+            r->spec = specs[i].spec, r->rot = k, r->m = mod[k];
+            if ((made = quantize_row(o, tag, &cs, r)) < 0) {
+                char name[48];
                 size_t len = strlen(skipped);
+                row_name(r, name, sizeof name);
                 if (len + strlen(name) + 32 < sizeof skipped && !strstr(skipped, name))
                     snprintf(skipped + len, sizeof skipped - len, "%s%s", n_skipped ? ", " : "", name);
                 n_skipped++;
-                continue;
             }
-            if (st != LLAMA_OK) {
-                fprintf(stderr, "llama_w4a8: [%s] %s g%s %s: %s%s%s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
-                        llama_status_str(st), r->st ? ": " : "", r->st ? w4a8_status_str(r->st) : "");
-                failed = 1;
-                continue;
-            }
-            printf("[%s] quantized %s g%s %s in %.2f s\n", tag, name, group_name(r->spec.group, gb, sizeof gb), act,
-                   r->q->seconds);
-            fflush(stdout);
-            n_rows++;
+            if (made > 0) n_rows++;
+            if (!made) failed = 1;
         }
         llama_calibs_free(&cs);
     }
     if (n_skipped) printf("[%s] skipped, not supported by this build of w4a8.h: %s\n", tag, skipped);
+    if (qs) failed |= add_qat_rows(o, tag, qs, calib, n_calib, rows, &n_rows);
     e[n_e].m = m, n_e++;
     if (has_orig) e[n_e].m = orig, n_e++;
     for (k = 1; k < 3; k++)
         if (mod[k]) rot_entry[k] = n_e, e[n_e].m = mod[k], n_e++;
-    for (i = 0; i < n_rows; i++) e[n_e].m = mod[rows[i].rot], e[n_e].q = rows[i].q, n_e++;
+    for (i = 0; i < n_rows; i++) e[n_e].m = rows[i].m, e[n_e].q = rows[i].q, n_e++;
+    n_base = n_e; /* then, per KV format, FP32 and every row again */
+    for (kv = 0; kv < (size_t)o->n_kv; kv++) {
+        e[n_e].m = m, e[n_e].kv_bits = o->kv_bits[kv], e[n_e].kv_asym = o->kv_asym[kv], n_e++;
+        for (i = 0; i < n_rows; i++)
+            e[n_e] = e[n_base - n_rows + i], e[n_e].kv_bits = o->kv_bits[kv], e[n_e].kv_asym = o->kv_asym[kv], n_e++;
+    }
     printf("[%s] evaluating %zu models on %zu windows ...\n", tag, n_e, n_windows);
     fflush(stdout);
     t0 = llama__now();
@@ -531,20 +652,29 @@ static int run_variant(const options *o, const char *tag, const char *title, con
                  rel <= 1e-4 ? "same function" : "MISMATCH", mt[rot_entry[k]].kl / (double)mt[rot_entry[k]].tokens);
             if (rel > 1e-4) failed = 1;
         }
-        emit(md, "| method | group | act qkv | act wo | act w13 | act w2 | PPL | ΔPPL | KL | top-1 %% | quant s |\n");
-        emit(md, "| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
-        emit(md, "| fp32 | - | - | - | - | - | %.4f | - | - | - | - |\n", fp32_ppl);
+        for (i = 0; qs && i < qs->n; i++)
+            emit(md, "llm-qat%s%s: the weights of %s (trained by llama_qat from this model), RTN, per-token "
+                     "activations.\n\n", qs->n > 1 ? ":" : "", qs->n > 1 ? qs->names[i] : "", qs->names[i]);
+        emit(md, "| method | group | act qkv | act wo | act w13 | act w2 | PPL | ΔPPL | KL | top-1 %% | quant s |");
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) emit(md, " PPL +KV%d%s |", o->kv_bits[kv], o->kv_asym[kv] ? " asym" : "");
+        emit(md, "\n| --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) emit(md, " ---: |");
+        emit(md, "\n| fp32 | - | - | - | - | - | %.4f | - | - | - | - |", fp32_ppl);
+        for (kv = 0; kv < (size_t)o->n_kv; kv++) emit_kv_cell(md, &mt[n_base + kv * (1 + n_rows)], fp32_ppl);
+        emit(md, "\n");
         for (i = 0; i < n_rows; i++) {
             const llama_metrics *x = &mt[first + i];
             char name[48], act[4][48], gb[24];
             int c;
             double ppl = llama_ppl(x);
-            spec_name(&rows[i].spec, rows[i].rot, name, sizeof name);
+            row_name(&rows[i], name, sizeof name);
             for (c = 0; c < 4; c++) act_summary(rows[i].q, c, act[c], sizeof act[c]);
-            emit(md, "| %s | %s | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |\n", name,
+            emit(md, "| %s | %s | %s | %s | %s | %s | %.4f | %+.4f (%+.1f%%) | %.5f | %.2f | %.2f |", name,
                  group_name(rows[i].spec.group, gb, sizeof gb), act[0], act[1], act[2], act[3], ppl, ppl - fp32_ppl,
                  100.0 * (ppl / fp32_ppl - 1.0), x->kl / (double)x->tokens, 100.0 * (double)x->top1 / (double)x->tokens,
                  rows[i].q->seconds);
+            for (kv = 0; kv < (size_t)o->n_kv; kv++) emit_kv_cell(md, &mt[n_base + kv * (1 + n_rows) + 1 + i], fp32_ppl);
+            emit(md, "\n");
             if (x->kl < mt[first + best].kl) best = i;
         }
         for (i = 0; i < n_rows; i++) {
@@ -567,11 +697,11 @@ static int run_variant(const options *o, const char *tag, const char *title, con
             if (print_greedy(md, "greedy FP32", m, NULL, tok, o->sample) != LLAMA_OK) failed = 1;
             if (n_rows) {
                 char name[48], gb[24];
-                spec_name(&rows[best].spec, rows[best].rot, name, sizeof name);
+                row_name(&rows[best], name, sizeof name);
                 snprintf(label, sizeof label, "greedy W4A8 %s g%s %s (lowest KL)", name,
                          group_name(rows[best].spec.group, gb, sizeof gb),
                          spec_act(&rows[best].spec));
-                if (print_greedy(md, label, mod[rows[best].rot], rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
+                if (print_greedy(md, label, rows[best].m, rows[best].q, tok, o->sample) != LLAMA_OK) failed = 1;
             }
         }
         emit(md, "\n");
@@ -681,13 +811,213 @@ static llama_status dump_logits(const options *o, const llama_model *m, const in
     return st;
 }
 
+/* The calibration tokens --calib names: *calib (malloc'd; the caller frees
+   it, also on failure), *n_calib sequences of LLAMA_WINDOW - 1 tokens, and
+   their description. 0 on success, else 1 with the reason printed. */
+static int make_calib(const options *o, const llama_model *m, const llama_tokenizer *tok, int **calib,
+                      size_t *n_calib, char *desc, size_t cap) {
+    char *ctext = NULL;
+    size_t bytes = 0;
+    llama_status st;
+    *n_calib = 0;
+    if (!(*calib = (int *)malloc((o->calib_seqs ? o->calib_seqs : 1) * (LLAMA_WINDOW - 1) * sizeof(int)))) {
+        fprintf(stderr, "llama_w4a8: out of memory\n");
+        return 1;
+    }
+    if (!o->calib_seqs) {
+        snprintf(desc, cap, "none");
+        return 0;
+    }
+    if (!strcmp(o->calib, "generated")) {
+        double t0 = llama__now();
+        if ((st = llama_generate_calib(m, o->calib_seqs, LLAMA_WINDOW - 1, o->seed, *calib)) != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: calibration data: %s\n", llama_status_str(st));
+            return 1;
+        }
+        *n_calib = o->calib_seqs;
+        snprintf(desc, cap, "%zu sequences x %d tokens sampled from the FP32 model from BOS (seed %llu)", *n_calib,
+                 LLAMA_WINDOW - 1, (unsigned long long)o->seed);
+        printf("generated calibration tokens in %.1f s\n", llama__now() - t0);
+        return 0;
+    }
+    st = llama__read_file(o->calib, (size_t)1 << 30, &ctext, &bytes);
+    if (st == LLAMA_OK) st = calib_from_text(tok, ctext, bytes, o->calib_seqs, LLAMA_WINDOW - 1, *calib, n_calib);
+    free(ctext);
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: --calib %s: %s\n", o->calib, llama_status_str(st));
+        return 1;
+    }
+    if (*n_calib == 0) {
+        fprintf(stderr, "llama_w4a8: %s: fewer than %d tokens\n", o->calib, LLAMA_WINDOW - 1);
+        return 1;
+    }
+    snprintf(desc, cap, "%zu windows x %d tokens of %s", *n_calib, LLAMA_WINDOW - 1, o->calib);
+    return 0;
+}
+
+/* One --export file: spec quantized for llama.cpp (llama_export_quantizer)
+   from cs, written to path, with what the fp16 scales cost. */
+static int export_one(const options *o, const llama_model *m, const llama_gguf *g, const llama_calibs *cs,
+                      const llama_spec *spec, const char *path) {
+    llama_qmodel *q = NULL;
+    llama_export_opts eo;
+    llama_export_report r;
+    char name[48];
+    w4a8_status wst = W4A8_OK;
+    llama_status st;
+    spec_name(spec, 0, name, sizeof name);
+    st = llama_quantize(m, cs, spec, o->quantize_cls, llama_export_quantizer, &q, &wst);
+    if (st == LLAMA_OK) {
+        printf("quantized %s for export in %.2f s\n", name, q->seconds);
+        memset(&eo, 0, sizeof eo);
+        eo.q4_1 = o->export_q4_1, eo.rechoose = o->export_rechoose;
+        st = llama_export_gguf(g, m, q, &eo, path, &r);
+    }
+    llama_qmodel_free(q);
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: --export %s (%s): %s%s%s\n", path, name, llama_status_str(st), wst ? ": " : "",
+                wst ? w4a8_status_str(wst) : "");
+        return 1;
+    }
+    printf("exported %s to %s: %zu linears Q4_0, %zu Q4_1%s; %zu with a per-tensor activation scale llama.cpp "
+           "does not use (it quantizes activations to Q8_0 per block of 32)\n",
+           name, path, r.q4_0, r.q4_1, o->export_rechoose ? ", codes re-chosen for the fp16 scales" : "",
+           r.static_act);
+    printf("fp16 scales: largest relative rounding %.2e; weight error |W - Q|^2 / |W|^2: w4a8 %.6e, fp16 scales "
+           "%.6e (%+.4f%%), codes re-chosen %.6e (%+.4f%%); %.3f%% of codes differ from RTN's for the fp16 scale\n",
+           r.scale_rel_max, r.err_w4a8 / r.ref, r.err_fp16 / r.ref, 100.0 * (r.err_fp16 / r.err_w4a8 - 1.0),
+           r.err_rechosen / r.ref, 100.0 * (r.err_rechosen / r.err_w4a8 - 1.0),
+           100.0 * (double)r.rechosen / (double)r.weights);
+    fflush(stdout);
+    return 0;
+}
+
+/* --export: one calibration, then a file per spec (OUT's %s is its name). */
+static int run_export(const options *o, const llama_model *m, const llama_tokenizer *tok, const job *specs,
+                      size_t n_specs) {
+    const char *pct = strstr(o->export_path, "%s");
+    llama_gguf *g = NULL;
+    llama_calibs cs;
+    int *calib = NULL, failed = 0;
+    size_t n_calib = 0, i;
+    char desc[512], path[4096];
+    w4a8_status wst = W4A8_OK;
+    llama_status st;
+    double t0;
+    for (i = 0; i < n_specs; i++) failed |= specs[i].rot != 0;
+    if (failed || (n_specs > 1 && (!pct || strstr(pct + 2, "%s") || strchr(o->export_path, '%') != pct)) ||
+        strlen(o->export_path) + 48 > sizeof path) {
+        fprintf(stderr, "llama_w4a8: --export: no rotation (llama.cpp has none); several methods need one %%s "
+                        "in the path and no other %%\n");
+        return 1;
+    }
+    if ((st = llama_gguf_open(o->model, &g)) != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: %s: %s\n", o->model, llama_status_str(st));
+        return 1;
+    }
+    if (make_calib(o, m, tok, &calib, &n_calib, desc, sizeof desc)) {
+        free(calib);
+        llama_gguf_close(g);
+        return 1;
+    }
+    printf("calibrating on %s ...\n", desc);
+    fflush(stdout);
+    t0 = llama__now();
+    st = llama_calibrate(m, calib, n_calib, LLAMA_WINDOW - 1, &cs, &wst);
+    free(calib);
+    if (st != LLAMA_OK) {
+        fprintf(stderr, "llama_w4a8: calibration: %s%s%s\n", llama_status_str(st), wst ? ": " : "",
+                wst ? w4a8_status_str(wst) : "");
+        llama_gguf_close(g);
+        return 1;
+    }
+    printf("calibrated in %.1f s\n", llama__now() - t0);
+    for (i = 0; i < n_specs; i++) {
+        char name[48];
+        spec_name(&specs[i].spec, 0, name, sizeof name);
+        if (pct) snprintf(path, sizeof path, "%.*s%s%s", (int)(pct - o->export_path), o->export_path, name, pct + 2);
+        else snprintf(path, sizeof path, "%s", o->export_path);
+        failed |= export_one(o, m, g, &cs, &specs[i].spec, path);
+    }
+    llama_calibs_free(&cs);
+    llama_gguf_close(g);
+    return failed;
+}
+
 /* The whole program but the check of standard output. */
+/* --kv's columns into o. */
+static int parse_kv(options *o) {
+    const char *list = o->kv;
+    char item[8];
+    int k;
+    o->n_kv = 0;
+    if (!list || !strcmp(list, "none")) return 1;
+    while ((k = next_item(&list, item, sizeof item)) > 0) {
+        int bits = item[0] == '8' ? 8 : item[0] == '4' ? 4 : 0;
+        if (!bits || (item[1] && strcmp(item + 1, "a")) || o->n_kv == 8) break;
+        o->kv_bits[o->n_kv] = bits, o->kv_asym[o->n_kv] = item[1] == 'a', o->n_kv++;
+    }
+    if (k == 0) return 1;
+    fprintf(stderr, "llama_w4a8: bad --kv '%s' (a comma list of 8, 4, 8a, 4a; at most 8)\n", o->kv);
+    return 0;
+}
+
+/* --qat's checkpoints "FILE" or "FILE:GROUP" (trained at GROUP), each of
+   the model's shape. names[i] is the file's name without directory and
+   extension (in buf), trained[i] its GROUP or 0. */
+static int load_qat(const options *o, const llama_model *model, llama_model *qat, const char **names,
+                    size_t *trained, size_t *n, char *buf, size_t cap) {
+    const char *list = o->qat;
+    char path[1024];
+    int k;
+    llama_status st;
+    *n = 0;
+    if (o->gguf) {
+        fprintf(stderr, "llama_w4a8: --qat needs a llama2.c --model (llama_qat trains those)\n");
+        return 0;
+    }
+    while ((k = next_item(&list, path, sizeof path)) > 0) {
+        char *colon = strrchr(path, ':');
+        const char *base;
+        size_t len;
+        trained[*n] = 0;
+        if (colon && parse_group(colon + 1, &trained[*n])) *colon = '\0';
+        base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        len = strcspn(base, ".");
+        if (*n == 8 || len + 1 > cap) {
+            fprintf(stderr, "llama_w4a8: --qat: at most 8 files, with shorter names\n");
+            return 0;
+        }
+        if ((st = llama_load(path, &qat[*n])) != LLAMA_OK) {
+            fprintf(stderr, "llama_w4a8: --qat %s: %s\n", path, llama_status_str(st));
+            return 0;
+        }
+        if (memcmp(&qat[*n].c, &model->c, sizeof model->c) != 0 || qat[*n].shared != model->shared) {
+            fprintf(stderr, "llama_w4a8: --qat %s: not the shape of %s\n", path, o->model);
+            llama_free(&qat[*n]);
+            return 0;
+        }
+        memcpy(buf, base, len), buf[len] = '\0';
+        names[(*n)++] = buf;
+        buf += len + 1, cap -= len + 1;
+    }
+    if (k < 0) {
+        bad_list("--qat", o->qat, sizeof path);
+        return 0;
+    }
+    return 1;
+}
+
 static int run(int argc, char **argv) {
     options o;
-    llama_model model, outl;
+    llama_model model, outl, qat[8];
+    qat_set qs;
+    const char *qat_names[8];
+    size_t qat_groups[8];
+    char qat_buf[512];
     llama_tokenizer tok;
     job *specs = NULL;
-    char *text = NULL, *ctext = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
+    char *text = NULL, item[64], calib_desc[512], title_orig[256], title_outl[320];
     const char *list, *culprit;
     int *stream = NULL, *calib = NULL, want_orig = 0, want_outl = 0, failed = 0, k;
     size_t n_stream, n_windows, n_specs = 0, cap_specs, text_bytes, n_calib = 0, g;
@@ -696,10 +1026,10 @@ static int run(int argc, char **argv) {
     llama_status st;
     int pa = parse_args(argc, argv, &o);
     if (pa == 2) {
-        fputs(usage, stdout);
+        fputs(usage[0], stdout), fputs(usage[1], stdout);
         return 0;
     }
-    if (!pa) return 2;
+    if (!pa || !parse_kv(&o)) return 2;
 #ifdef _OPENMP
     if (o.threads) omp_set_num_threads(o.threads);
     omp_set_max_active_levels(1); /* windows in parallel; the layers inside run on one thread */
@@ -707,10 +1037,14 @@ static int run(int argc, char **argv) {
     o.gguf = llama_is_gguf_file(o.model);
     if (o.gguf) { /* real outliers, weights already 4-bit: the defaults that make sense */
         if (!o.variants_given) o.variants = "original";
-        if (!o.groups_given) o.groups = "32,128,channel";
+        if (!o.groups_given) o.groups = o.export_path ? "32" : "32,128,channel";
         if (!o.calib_given) o.calib_seqs = 16;
         o.stride = o.ctx, o.first = o.ctx / 2;
     } else {
+        if (o.export_path) {
+            fprintf(stderr, "llama_w4a8: --export needs a GGUF model (its tokenizer and embedding go into the file)\n");
+            return 2;
+        }
         if (!o.tokenizer) {
             fprintf(stderr, "llama_w4a8: a llama2.c checkpoint needs --tokenizer (see --help)\n");
             return 2;
@@ -727,8 +1061,7 @@ static int run(int argc, char **argv) {
     }
     if (k < 0) return bad_list("--variants", o.variants, sizeof item);
     for (list = o.groups; (k = next_item(&list, item, sizeof item)) > 0;)
-        if (n_groups < 16 && !strcmp(item, "channel")) groups[n_groups++] = W4A8_MAX_GROUP;
-        else if (n_groups == 16 || !parse_size(item, 1, W4A8_MAX_GROUP, &groups[n_groups++])) {
+        if (n_groups == 16 || !parse_group(item, &groups[n_groups++])) {
             fprintf(stderr, "llama_w4a8: bad --group '%s'\n", o.groups);
             return 2;
         }
@@ -757,7 +1090,7 @@ static int run(int argc, char **argv) {
         return 2;
     }
 
-    memset(&tok, 0, sizeof tok);
+    memset(&tok, 0, sizeof tok), memset(&qs, 0, sizeof qs);
     if ((st = load_model(&o, &model, &tok, &culprit)) != LLAMA_OK) {
         fprintf(stderr, "llama_w4a8: %s: %s\n", culprit, llama_status_str(st));
         free(specs);
@@ -770,6 +1103,10 @@ static int run(int argc, char **argv) {
     else
         printf("tokenizer %s: %d pieces, %s\n", o.tokenizer, tok.vocab_size,
                tok.byte_fallback ? "byte fallback" : "no byte fallback (unknown characters -> <unk>)");
+    if (o.export_path) {
+        failed = run_export(&o, &model, &tok, specs, n_specs);
+        goto done;
+    }
     st = llama__read_file(o.text, (size_t)1 << 30, &text, &text_bytes);
     if (st == LLAMA_OK) st = o.gguf ? gguf_stream(&tok, o.stride, text, text_bytes, &stream, &n_stream)
                                     : llama_encode_stories(&tok, text, text_bytes, &stream, &n_stream);
@@ -794,39 +1131,8 @@ static int run(int argc, char **argv) {
         failed = 1;
         goto done;
     }
-    if (!n_specs) o.calib_seqs = 0; /* the FP32 row needs no calibration */
-    calib = (int *)malloc((o.calib_seqs ? o.calib_seqs : 1) * (LLAMA_WINDOW - 1) * sizeof(int));
-    if (!calib) {
-        fprintf(stderr, "llama_w4a8: out of memory\n");
-        failed = 1;
-        goto done;
-    }
-    if (!strcmp(o.calib, "generated")) {
-        double t0 = llama__now();
-        st = llama_generate_calib(&model, o.calib_seqs, LLAMA_WINDOW - 1, o.seed, calib);
-        n_calib = o.calib_seqs;
-        snprintf(calib_desc, sizeof calib_desc, "%zu sequences x %d tokens sampled from the FP32 model from BOS (seed %llu)",
-                 n_calib, LLAMA_WINDOW - 1, (unsigned long long)o.seed);
-        printf("generated calibration tokens in %.1f s\n", llama__now() - t0);
-    } else {
-        st = llama__read_file(o.calib, (size_t)1 << 30, &ctext, &text_bytes);
-        if (st == LLAMA_OK)
-            st = calib_from_text(&tok, ctext, text_bytes, o.calib_seqs, LLAMA_WINDOW - 1, calib, &n_calib);
-        if (st != LLAMA_OK) {
-            fprintf(stderr, "llama_w4a8: --calib %s: %s\n", o.calib, llama_status_str(st));
-            failed = 1;
-            goto done;
-        }
-        free(ctext);
-        if (st == LLAMA_OK && n_calib == 0) {
-            fprintf(stderr, "llama_w4a8: %s: fewer than %d tokens\n", o.calib, LLAMA_WINDOW - 1);
-            failed = 1;
-            goto done;
-        }
-        snprintf(calib_desc, sizeof calib_desc, "%zu windows x %d tokens of %s", n_calib, LLAMA_WINDOW - 1, o.calib);
-    }
-    if (st != LLAMA_OK) {
-        fprintf(stderr, "llama_w4a8: calibration data: %s\n", llama_status_str(st));
+    if (!n_specs && !o.qat) o.calib_seqs = 0; /* the FP32 row needs no calibration */
+    if (make_calib(&o, &model, &tok, &calib, &n_calib, calib_desc, sizeof calib_desc)) {
         failed = 1;
         goto done;
     }
@@ -847,16 +1153,23 @@ static int run(int argc, char **argv) {
         for (i = 0; i < argc; i++) fprintf(md, " %s", argv[i]);
         fprintf(md, " -->\n\n");
     }
+    if (o.qat) {
+        if (!load_qat(&o, &model, qat, qat_names, qat_groups, &qs.n, qat_buf, sizeof qat_buf)) {
+            failed = 1;
+            goto done;
+        }
+        qs.m = qat, qs.names = qat_names, qs.trained = qat_groups, qs.groups = groups, qs.n_groups = n_groups;
+    }
     if (want_orig)
         failed |= run_variant(&o, "original", title_orig, &model, &model, &tok, stream, n_windows, calib, n_calib, calib_desc,
-                              specs, n_specs, md);
+                              specs, n_specs, o.qat ? &qs : NULL, md);
     if (want_outl) {
         if ((st = llama_inject_outliers(&model, &outl)) != LLAMA_OK) {
             fprintf(stderr, "llama_w4a8: outlier variant: %s\n", llama_status_str(st));
             failed = 1;
         } else {
             failed |= run_variant(&o, "outliers", title_outl, &model,
-                                  &outl, &tok, stream, n_windows, calib, n_calib, calib_desc, specs, n_specs, md);
+                                  &outl, &tok, stream, n_windows, calib, n_calib, calib_desc, specs, n_specs, NULL, md);
             llama_free(&outl);
         }
     }
@@ -868,6 +1181,7 @@ static int run(int argc, char **argv) {
         }
     }
 done:
+    for (g = 0; g < qs.n; g++) llama_free(&qat[g]);
     free(stream), free(calib), free(specs);
     llama_tokenizer_free(&tok);
     llama_free(&model);

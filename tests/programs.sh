@@ -52,6 +52,9 @@ expect 2 "bad method 'fptq:token'" "$B/llama_w4a8" $M --methods fptq:token
 expect 2 "longer than 63 characters" "$B/llama_w4a8" $M \
     --group 000000000000000000000000000000000000000000000000000000000000032garbage
 expect 1 "build: cannot open or read the file" "$B/llama_w4a8" --model "$B" --tokenizer y --text z
+expect 2 "bad --kv '3'" "$B/llama_w4a8" $M --kv 3
+expect 2 "bad --kv '8,'" "$B/llama_w4a8" $M --kv 8,
+expect 2 "bad --kv '4b'" "$B/llama_w4a8" $M --kv 4b
 
 # Targets that are not regular files stay what they were.
 mkfifo "$T/fifo" && ln -s target.md "$T/link" && mkdir "$T/dir" || exit 1
@@ -69,6 +72,16 @@ if [ -p "$T/fifo" ] && [ -L "$T/link" ] && [ -d "$T/dir" ] && [ ! -e "$T/target.
 if [ -f "$DATA/stories260K.bin" ] && [ -f "$DATA/tok512.bin" ] && [ -f "$DATA/tinystories_valid_first1000.txt" ]; then
     expect 1 "--calib $T/none.txt: cannot open or read the file" "$B/llama_w4a8" --model "$DATA/stories260K.bin" \
         --tokenizer "$DATA/tok512.bin" --text "$DATA/tinystories_valid_first1000.txt" --calib "$T/none.txt"
+    S="--model $DATA/stories260K.bin --tokenizer $DATA/tok512.bin --text $DATA/tinystories_valid_first1000.txt"
+    expect 1 "--qat $DATA/tok512.bin: " "$B/llama_w4a8" $S --qat "$DATA/tok512.bin"
+    expect 1 "not the shape of" "$B/llama_w4a8" $S --qat "$DATA/babyllama_tok105_model5000.bin"
+    # The llm-qat path of the model itself is the rtn:token row: same PPL, KL,
+    # top-1 and KV columns (all but the name and the quantization time).
+    expect 0 "" "$B/llama_w4a8" $S --qat "$DATA/stories260K.bin:32" --methods rtn:token --group 32 \
+        --variants original --windows 2 --calib-seqs 2 --sample 0 --kv 8,4a
+    rows=$(awk -F'|' '$2 ~ /^ (rtn|llm-qat) $/ { $2 = ""; $12 = ""; print }' "$T/out" | sort -u | wc -l)
+    if [ "$rows" = 1 ] && grep -q '^| llm-qat | 32 |.*|.*(.*%) |.*(.*%) |$' "$T/out"; then ok; else
+        bad "--qat of the model itself: llm-qat and rtn:token rows differ"; echo "$rows"; cat "$T/out"; fi
 else
     echo "programs: skipped: --calib with a model: no data at $DATA (set W4A8_DATA)"
     skip=$((skip + 1))

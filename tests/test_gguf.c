@@ -7,7 +7,9 @@
    ${XDG_CACHE_HOME:-~/.cache}/w4a8, where tools/fetch_model.sh puts it):
    its configuration, its dequantization against llama.cpp's, greedy
    continuation and perplexity against llama.cpp's numbers (tests/vectors/,
-   from `make crosscheck`). */
+   from `make crosscheck`). The export (>>export): quantized models written
+   as Q4_0 read back exactly, Q4_1 for zero points, every refusal, and
+   llama.cpp (where built) running an exported file. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -947,7 +949,7 @@ static void test_gguf_smollm2_ppl(void) {
         llama_encode(&tok, text, bytes, &ids, &n) == LLAMA_OK) {
         /* llama.cpp's perplexity: chunks of 512, no BOS (add_bos_token is false), second halves scored */
         double ref = atof(v);
-        llama_entry e = { NULL, NULL, 0 };
+        llama_entry e = { NULL, NULL, 0, 0 };
         llama_metrics mt;
         memset(&mt, 0, sizeof mt);
         CHECK(!tok.add_bos && n >= 4 * 512);
@@ -963,6 +965,361 @@ static void test_gguf_smollm2_ppl(void) {
     llama_tokenizer_free(&tok);
     if (m.data) llama_free(&m);
     llama_gguf_close(g);
+}
+
+/* >>export ------------------------------------------------------------------ */
+
+/* A random model (dims multiples of 32, GQA), its F32 GGUF as the source
+   (with extra metadata from `extra`, e.g. a tokenizer), the model loaded
+   from it, and its calibration on random tokens. */
+typedef struct export_fixture {
+    void *img;
+    size_t bytes;
+    llama_gguf *g;
+    llama_model m;
+    llama_calibs cs;
+} export_fixture;
+
+static int export_setup(export_fixture *x, int vocab, uint64_t seed, const llama_gguf *extra) {
+    const int32_t cfg[7] = { 64, 128, 2, 4, 2, vocab, 32 };
+    size_t bytes, i;
+    unsigned char *img = tiny_llama2c(cfg, seed, &bytes);
+    llama_model a;
+    llama_gguf_writer *w = NULL;
+    int seqs[4 * 16];
+    w4a8_status wst;
+    memset(x, 0, sizeof *x);
+    CHECK_LL(llama_load_mem(img, bytes, &a), LLAMA_OK);
+    free(img);
+    CHECK_LL(llama_gguf_writer_create(&w), LLAMA_OK);
+    for (i = 0; extra && i < extra->n_kv; i++)
+        if (!strncmp(extra->kv[i].key, "tokenizer.", 10)) CHECK_LL(llama_gguf_writer_set(w, extra->kv[i].key, &extra->kv[i].v), LLAMA_OK);
+    /* llama.cpp reads the epsilon as FLOAT32 only (to_gguf's FLOAT64 then stays out) */
+    if (extra) CHECK_LL(llama_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f), LLAMA_OK);
+    CHECK_LL(to_gguf(&a, w, 0), LLAMA_OK);
+    CHECK_LL(llama_gguf_writer_write_mem(w, &x->img, &x->bytes), LLAMA_OK);
+    llama_gguf_writer_free(w);
+    llama_free(&a);
+    CHECK_LL(llama_gguf_open_mem(x->img, x->bytes, &x->g), LLAMA_OK);
+    if (!x->g || llama_load_gguf(x->g, &x->m) != LLAMA_OK) return 0;
+    for (i = 0; i < 4 * 16; i++) seqs[i] = (int)(test_rand(&seed) % (uint64_t)vocab);
+    CHECK_LL(llama_calibrate(&x->m, seqs, 4, 16, &x->cs, &wst), LLAMA_OK);
+    return x->cs.c != NULL;
+}
+
+static void export_teardown(export_fixture *x) {
+    llama_calibs_free(&x->cs);
+    llama_free(&x->m);
+    llama_gguf_close(x->g);
+    free(x->img);
+}
+
+static llama_spec export_spec(w4a8_method method, int gptq_weights, size_t group) {
+    llama_spec s;
+    memset(&s, 0, sizeof s);
+    s.method = method, s.gptq_weights = gptq_weights, s.act_mode = W4A8_ACT_PER_TOKEN, s.group = group;
+    s.fptq_low = 15.0f, s.fptq_high = 150.0f;
+    return s;
+}
+
+/* The exported image of q, or NULL with the status in *st. */
+static void *export_mem(const export_fixture *x, const llama_qmodel *q, const llama_export_opts *o, size_t *bytes,
+                        llama_status *st, llama_export_report *rep) {
+    llama_gguf_writer *w = NULL;
+    void *img = NULL;
+    *st = llama_export_writer(x->g, &x->m, q, o, &w, rep);
+    if (*st == LLAMA_OK) *st = llama_gguf_writer_write_mem(w, &img, bytes);
+    llama_gguf_writer_free(w);
+    return img;
+}
+
+/* Every linear of the exported file dequantizes to exactly w4a8's codes
+   times the fp16-rounded scales (minus the fp16 scale times the zero, Q4_1),
+   within 8 * 2^-11 scale of w4a8's own dequantized weights (the fp16
+   rounding); the norms are q's folded gammas bit for bit, token_embd and
+   the metadata the source's; our engine loads the file to those weights. */
+static void export_check(const export_fixture *x, const llama_qmodel *q, const void *img, size_t bytes,
+                         uint32_t want_type) {
+    static const char *const names[7] = { "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up" };
+    llama_gguf *e = NULL;
+    llama_model y;
+    size_t D = (size_t)x->m.c.dim, i, l, N, K, n, k;
+    uint64_t ft = 0;
+    char name[64];
+    int which;
+    CHECK_LL(llama_gguf_open_mem(img, bytes, &e), LLAMA_OK);
+    CHECK_LL(llama_load_mem(img, bytes, &y), LLAMA_OK);
+    if (!e || !y.data) {
+        llama_gguf_close(e);
+        return;
+    }
+    for (i = 0; i < x->g->n_kv; i++) {
+        const llama_gguf_value *v = llama_gguf_find(e, x->g->kv[i].key);
+        CHECK(v && same_value(v, &x->g->kv[i].v));
+    }
+    CHECK(llama_gguf_get_u64(e, "general.file_type", &ft) == LLAMA_OK && ft == (want_type == LLAMA_GGUF_Q4_0 ? 2 : 3));
+    CHECK(e->n_tensors == x->g->n_tensors);
+    {
+        const llama_gguf_tensor *a = llama_gguf_tensor_find(x->g, "token_embd.weight");
+        const llama_gguf_tensor *b = llama_gguf_tensor_find(e, "token_embd.weight");
+        CHECK(a && b && a->type == b->type && a->n_bytes == b->n_bytes && !memcmp(a->data, b->data, a->n_bytes));
+    }
+    CHECK(!memcmp(y.rms_att, q->rms_att, x->m.c.n_layers * D * sizeof(float)));
+    CHECK(!memcmp(y.rms_ffn, q->rms_ffn, x->m.c.n_layers * D * sizeof(float)));
+    CHECK(!memcmp(y.rms_final, q->rms_final, D * sizeof(float)));
+    CHECK(!memcmp(y.emb, x->m.emb, D * (size_t)x->m.c.vocab_size * sizeof(float)));
+    for (l = 0; l < (size_t)x->m.c.n_layers; l++)
+        for (which = 0; which < LLAMA_LINEARS; which++) {
+            const w4a8_layer *L = q->lin[l * LLAMA_LINEARS + which];
+            const llama_gguf_tensor *t;
+            const float *W = llama__weight(&y, (int)l, which, &N, &K);
+            uint8_t *codes = (uint8_t *)malloc(N * K);
+            float *dq = llama__floats(N, K);
+            int bad = 0, far = 0;
+            snprintf(name, sizeof name, "blk.%u.%s.weight", (unsigned)l, names[which]);
+            t = llama_gguf_tensor_find(e, name);
+            CHECK(t && t->type == want_type);
+            CHECK(!L->smooth || L->smooth_folded); /* wo too: exported without a run-time 1/s */
+            CHECK_ST(w4a8_layer_codes(L, codes), W4A8_OK);
+            CHECK_ST(w4a8_dequantize(codes, L->scales, L->zeros, N, K, L->G, dq), W4A8_OK);
+            for (n = 0; n < N; n++)
+                for (k = 0; k < K; k++) {
+                    float s = L->scales[n * L->groups + k / 32], d = llama__gguf_f16(llama__gguf_to_f16(s));
+                    int c = codes[n * K + k], z = L->zeros[n * L->groups + k / 32];
+                    float want = L->asymmetric ? (float)c * d + llama__gguf_f16(llama__gguf_to_f16(-s * (float)z))
+                                               : (float)(c - 8) * d;
+                    bad += bits_of(W[n * K + k]) != bits_of(want);
+                    far += !(fabsf(W[n * K + k] - dq[n * K + k]) <= 8.0f * s * (1.0f / 2048.0f) * (1.0f + (float)(L->asymmetric != 0)) + 1e-7f);
+                }
+            CHECK(bad == 0 && far == 0);
+            free(codes), free(dq);
+        }
+    llama_free(&y);
+    llama_gguf_close(e);
+}
+
+/* RTN, GPTQ, AWQ (symmetric), AWQ+GPTQ and AUTO through llama_export_quantizer:
+   every linear Q4_0, exact; AWQ's equalizations folded (some layer has one). */
+static void test_export_q4_0(void) {
+    static const int methods[5][2] = { { W4A8_METHOD_RTN, 0 }, { W4A8_METHOD_GPTQ, 0 }, { W4A8_METHOD_AWQ, 0 },
+                                       { W4A8_METHOD_AWQ, 1 }, { W4A8_METHOD_AUTO, 0 } };
+    export_fixture x;
+    size_t i, j;
+    if (!export_setup(&x, 40, 21, NULL)) {
+        export_teardown(&x);
+        return;
+    }
+    for (i = 0; i < 5; i++) {
+        llama_spec spec = export_spec((w4a8_method)methods[i][0], methods[i][1], 32);
+        llama_qmodel *q = NULL;
+        llama_export_report rep;
+        llama_status st;
+        w4a8_status wst;
+        size_t bytes = 0;
+        void *img;
+        int equalized = 0;
+        CHECK_LL(llama_quantize(&x.m, &x.cs, &spec, 0, llama_export_quantizer, &q, &wst), LLAMA_OK);
+        if (!q) continue;
+        for (j = 0; j < (size_t)q->n_layers * LLAMA_LINEARS; j++) {
+            equalized += q->lin[j]->smooth != NULL;
+            CHECK(!q->lin[j]->asymmetric);
+        }
+        if (methods[i][0] == W4A8_METHOD_AWQ) CHECK(equalized > 0);
+        img = export_mem(&x, q, NULL, &bytes, &st, &rep);
+        CHECK_LL(st, LLAMA_OK);
+        CHECK(rep.q4_0 == (size_t)q->n_layers * LLAMA_LINEARS && rep.q4_1 == 0 && rep.static_act == 0);
+        /* the fp16 rounding: at most 2^-11 relative for normal halves; it costs far less than 4-bit rounding */
+        CHECK(rep.scale_rel_max <= 1.0 / 2048.0 && rep.err_w4a8 > 0.0 && rep.err_w4a8 < rep.ref);
+        CHECK(fabs(rep.err_fp16 - rep.err_w4a8) <= 0.01 * rep.err_w4a8);
+        if (methods[i][0] == W4A8_METHOD_RTN) CHECK(rep.err_rechosen <= rep.err_fp16);
+        if (img) export_check(&x, q, img, bytes, LLAMA_GGUF_Q4_0);
+        free(img);
+        llama_qmodel_free(q);
+    }
+    export_teardown(&x);
+}
+
+/* AWQ with its zero points, wo without equalization: Q4_1 when allowed, exact;
+   refused otherwise. */
+static w4a8_status export_awq_zero_points(const w4a8_linear *lin, size_t count, size_t K, const w4a8_calib *calib,
+                                          const w4a8_config *cfg, w4a8_layer **layers, w4a8_report *rep) {
+    w4a8_config c = *cfg;
+    if (!c.fold_smooth) c.method = W4A8_METHOD_RTN;
+    return w4a8_quantize_linears(lin, count, K, calib, &c, layers, rep);
+}
+
+static void test_export_q4_1(void) {
+    export_fixture x;
+    llama_spec spec = export_spec(W4A8_METHOD_AWQ, 0, 32);
+    llama_qmodel *q = NULL;
+    llama_export_opts o;
+    llama_export_report rep;
+    llama_status st;
+    w4a8_status wst;
+    size_t bytes = 0;
+    void *img;
+    if (!export_setup(&x, 40, 22, NULL)) {
+        export_teardown(&x);
+        return;
+    }
+    memset(&o, 0, sizeof o);
+    CHECK_LL(llama_quantize(&x.m, &x.cs, &spec, 0, export_awq_zero_points, &q, &wst), LLAMA_OK);
+    if (q) {
+        img = export_mem(&x, q, &o, &bytes, &st, &rep);
+        CHECK_LL(st, LLAMA_ERR_EXPORT_ASYM);
+        CHECK(img == NULL);
+        o.q4_1 = 1;
+        img = export_mem(&x, q, &o, &bytes, &st, &rep);
+        CHECK_LL(st, LLAMA_OK);
+        /* wo RTN symmetric, the rest AWQ's zero points */
+        CHECK(rep.q4_0 == (size_t)q->n_layers && rep.q4_1 == 6 * (size_t)q->n_layers);
+        if (img) {
+            llama_gguf *e = NULL;
+            const llama_gguf_tensor *t;
+            CHECK_LL(llama_gguf_open_mem(img, bytes, &e), LLAMA_OK);
+            t = llama_gguf_tensor_find(e, "blk.0.attn_q.weight");
+            CHECK(t && t->type == LLAMA_GGUF_Q4_1);
+            llama_gguf_close(e);
+        }
+        free(img);
+    }
+    llama_qmodel_free(q);
+    export_teardown(&x);
+}
+
+/* What cannot be written is refused with its status, and no file appears. */
+static void test_export_refusals(void) {
+    static const char *path = "build/test_export_refused.gguf";
+    export_fixture x;
+    llama_qmodel *q = NULL;
+    llama_model r;
+    llama_spec spec;
+    llama_export_report rep;
+    llama_status st;
+    w4a8_status wst;
+    w4a8_config cfg;
+    size_t bytes = 0, i;
+    FILE *f;
+    if (!export_setup(&x, 40, 23, NULL)) {
+        export_teardown(&x);
+        return;
+    }
+    remove(path);
+    /* group 64: not Q4_0's */
+    spec = export_spec(W4A8_METHOD_RTN, 0, 64);
+    CHECK_LL(llama_quantize(&x.m, &x.cs, &spec, 0, llama_export_quantizer, &q, &wst), LLAMA_OK);
+    CHECK_LL(llama_export_gguf(x.g, &x.m, q, NULL, path, &rep), LLAMA_ERR_EXPORT_GROUP);
+    llama_qmodel_free(q), q = NULL;
+    /* SmoothQuant's wo divides by s at run time (the plain quantizer) */
+    spec = export_spec(W4A8_METHOD_SMOOTHQUANT, 0, 32);
+    CHECK_LL(llama_quantize(&x.m, &x.cs, &spec, 0, NULL, &q, &wst), LLAMA_OK);
+    CHECK_LL(llama_export_gguf(x.g, &x.m, q, NULL, path, &rep), LLAMA_ERR_EXPORT_RUNTIME);
+    llama_qmodel_free(q), q = NULL;
+    /* a quantized classifier */
+    spec = export_spec(W4A8_METHOD_RTN, 0, 32);
+    CHECK_LL(llama_quantize(&x.m, &x.cs, &spec, 1, llama_export_quantizer, &q, &wst), LLAMA_OK);
+    CHECK_LL(llama_export_gguf(x.g, &x.m, q, NULL, path, &rep), LLAMA_ERR_EXPORT_MODEL);
+    llama_qmodel_free(q), q = NULL;
+    /* a rotated model: its embedding is not the source's; with w2's online rotation */
+    for (i = 0; i < 2; i++) {
+        CHECK_LL(llama_rotate(&x.m, 3, (int)i, &r), LLAMA_OK);
+        CHECK_LL(llama_quantize(&r, &x.cs, &spec, 0, llama_export_quantizer, &q, &wst), LLAMA_OK);
+        CHECK_LL(llama_export_gguf(x.g, &r, q, NULL, path, &rep), LLAMA_ERR_EXPORT_MODEL);
+        llama_qmodel_free(q), q = NULL;
+        llama_free(&r);
+    }
+    /* a scale past fp16's range */
+    for (i = 0; i < 64 * 64; i++) x.m.wq[i] *= 1e6f;
+    CHECK_LL(llama_quantize(&x.m, &x.cs, &spec, 0, llama_export_quantizer, &q, &wst), LLAMA_OK);
+    CHECK_LL(llama_export_gguf(x.g, &x.m, q, NULL, path, &rep), LLAMA_ERR_EXPORT_RANGE);
+    CHECK(export_mem(&x, q, NULL, &bytes, &st, &rep) == NULL && st == LLAMA_ERR_EXPORT_RANGE);
+    llama_qmodel_free(q), q = NULL;
+    CHECK_LL(llama_export_gguf(NULL, &x.m, NULL, NULL, path, &rep), LLAMA_ERR_ARG);
+    CHECK((f = fopen(path, "rb")) == NULL);
+    if (f) fclose(f);
+    /* w4a8: awq_symmetric is 0 or 1 */
+    w4a8_config_init(&cfg);
+    cfg.method = W4A8_METHOD_AWQ, cfg.group_size = 32, cfg.awq_symmetric = 2;
+    {
+        w4a8_linear lin;
+        w4a8_layer *L = NULL;
+        memset(&lin, 0, sizeof lin);
+        lin.W = x.m.w1, lin.N = 128;
+        CHECK_ST(w4a8_quantize_linears(&lin, 1, 64, x.cs.c[LLAMA_IN_W13], &cfg, &L, NULL), W4A8_ERR_CONFIG);
+        cfg.awq_symmetric = 1;
+        CHECK_ST(w4a8_quantize_linears(&lin, 1, 64, x.cs.c[LLAMA_IN_W13], &cfg, &L, NULL), W4A8_OK);
+        if (L) {
+            CHECK(!L->asymmetric && L->smooth != NULL);
+            for (i = 0; i < L->N * L->groups; i++) CHECK(L->zeros[i] == 8);
+        }
+        w4a8_layer_free(L);
+    }
+    export_teardown(&x);
+}
+
+/* llama.cpp loads an exported file and generates from it: a random model
+   with SmolLM2's vocabulary and tokenizer, GPTQ Q4_0, through
+   tools/llama_greedy (built by make crosscheck beside llama.cpp's tools). */
+static char export_bin[1200], export_smol[1200];
+
+/* Why the llama.cpp test cannot run, or NULL. */
+static const char *export_llamacpp_missing(void) {
+    static char why[1400];
+    FILE *f;
+    snprintf(export_bin, sizeof export_bin, "%s/llama.cpp-0.3.36/build/bin/llama_greedy", cache_dir);
+    snprintf(export_smol, sizeof export_smol, "%s/SmolLM2-135M-Instruct.Q4_1.gguf", cache_dir);
+    if ((f = fopen(export_bin, "rb")) == NULL) snprintf(why, sizeof why, "llama.cpp not built (no %s; make crosscheck)", export_bin);
+    else if (fclose(f), (f = fopen(export_smol, "rb")) == NULL) snprintf(why, sizeof why, "no %s (tools/fetch_model.sh)", export_smol);
+    else {
+        fclose(f);
+        return NULL;
+    }
+    printf("export llama.cpp: skipped: %s\n", why);
+    return why;
+}
+
+static void test_export_llamacpp(void) {
+    static const char *path = "build/test_export_tiny.gguf", *out = "build/test_export_tiny.txt";
+    char cmd[4096], line[4096];
+    export_fixture x;
+    llama_gguf *smol = NULL;
+    llama_qmodel *q = NULL;
+    llama_spec spec = export_spec(W4A8_METHOD_GPTQ, 0, 32);
+    llama_export_report rep;
+    llama_model y;
+    w4a8_status wst;
+    FILE *f;
+    int prompt[64], got[16], ours[16];
+    size_t n_prompt = 0, n_got = 0, i, same = 0;
+    memset(&x, 0, sizeof x);
+    CHECK_LL(llama_gguf_open(export_smol, &smol), LLAMA_OK);
+    if (smol && export_setup(&x, 49152, 24, smol)) {
+        CHECK_LL(llama_quantize(&x.m, &x.cs, &spec, 0, llama_export_quantizer, &q, &wst), LLAMA_OK);
+        CHECK_LL(llama_export_gguf(x.g, &x.m, q, NULL, path, &rep), LLAMA_OK);
+        snprintf(cmd, sizeof cmd, "'%s' '%s' 8 1 f32 'The capital of France is' >'%s' 2>&1", export_bin, path, out);
+        CHECK(system(cmd) == 0);
+        if ((f = fopen(out, "r")) != NULL) {
+            while (fgets(line, (int)sizeof line, f)) {
+                if (!strncmp(line, "prompt_ids ", 11)) n_prompt = parse_ids(line + 11, prompt, 64);
+                if (!strncmp(line, "greedy_ids ", 11)) n_got = parse_ids(line + 11, got, 16);
+            }
+            fclose(f);
+        }
+        CHECK(n_prompt > 0 && n_got == 8);
+        if (n_got != 8) printf("    llama_greedy said (in %s): %s", out, line);
+        for (i = 0; i < n_got; i++) CHECK(got[i] >= 0 && got[i] < 49152);
+        if (n_prompt && n_got == 8 && llama_load(path, &y) == LLAMA_OK) {
+            greedy_ids(&y, prompt, n_prompt, 8, ours);
+            for (i = 0; i < 8 && ours[i] == got[i]; i++) same++;
+            printf("    llama.cpp ran the exported file: its first %zu of 8 greedy tokens are our engine's (FP32 "
+                   "activations; llama.cpp's are Q8_0)\n", same);
+            llama_free(&y);
+        }
+        if (n_got == 8) remove(path), remove(out);
+    }
+    llama_qmodel_free(q);
+    export_teardown(&x);
+    llama_gguf_close(smol);
 }
 
 void tests_gguf(void) {
@@ -1003,4 +1360,8 @@ void tests_gguf(void) {
         RUN_UNLESS(why, test_gguf_smollm2);
         RUN_UNLESS(why_ppl, test_gguf_smollm2_ppl);
     }
+    RUN(test_export_q4_0);
+    RUN(test_export_q4_1);
+    RUN(test_export_refusals);
+    RUN_UNLESS(export_llamacpp_missing(), test_export_llamacpp);
 }

@@ -403,7 +403,7 @@ static void test_llama_folding(void) {
     size_t D = (size_t)model.c.dim, L = (size_t)model.c.n_layers, l, k, j, gamma_bad = 0;
     llama_calibs cs;
     llama_qmodel *q, ref;
-    llama_entry e[3] = { { NULL, NULL, 0 } };
+    llama_entry e[3] = { { NULL, NULL, 0, 0 } };
     llama_metrics mt[3], mu[2];
     memset(e, 0, sizeof e);
     if (!make_calibs(&model, 2, 64, &cs)) return;
@@ -477,7 +477,7 @@ static int cmp_float(const void *a, const void *b) {
 
 static void test_llama_outliers(void) {
     llama_model v;
-    llama_entry e[2] = { { NULL, NULL, 0 } };
+    llama_entry e[2] = { { NULL, NULL, 0, 0 } };
     llama_metrics mt[2];
     llama_state *s = NULL;
     amax_ctx a, b;
@@ -514,7 +514,7 @@ static void test_llama_outliers(void) {
 static void test_llama_eval_deterministic(void) {
     llama_calibs cs;
     llama_qmodel *q1, *q2;
-    llama_entry e[3] = { { NULL, NULL, 0 } };
+    llama_entry e[3] = { { NULL, NULL, 0, 0 } };
     llama_metrics a[3], b[3];
     int l;
 #ifdef _OPENMP
@@ -575,7 +575,7 @@ static void test_llama_rotate_fp32(void) {
     float *logits = (float *)malloc(256 * V * sizeof(float));
     llama_state *s = NULL;
     llama_model r[2], bad;
-    llama_entry e[3] = { { NULL, NULL, 0 } };
+    llama_entry e[3] = { { NULL, NULL, 0, 0 } };
     llama_metrics mt[3];
     int online;
     CHECK(llama_state_create(&model, 256, 256, &s) == LLAMA_OK);
@@ -611,7 +611,7 @@ static void test_llama_rotate_outliers(void) {
     llama_model v, r;
     llama_calibs c0, c1;
     llama_qmodel *q0 = NULL, *q1 = NULL;
-    llama_entry e[3] = { { NULL, NULL, 0 } };
+    llama_entry e[3] = { { NULL, NULL, 0, 0 } };
     llama_metrics mt[3];
     int l;
     if (llama_inject_outliers(&model, &v) != LLAMA_OK) {

@@ -332,38 +332,44 @@ static void test_train_ste_and_threads(void) {
     llama_free(&m), llama_free(&teacher), llama_free(&mq);
 }
 
-/* On stories260K: the engine's forward with a float, int8 or int4 KV cache
-   gives the bits of the student's forward with keys and values (after
-   RoPE) rounded by w4a8_fake_quantize_kv, and nothing else quantized; the
-   int8 cache is close to float, int4 further. Batch and token-by-token
-   engine forwards agree with a quantized cache too. */
+/* On stories260K: the engine's forward with a float, int8 or int4 KV cache,
+   symmetric or asymmetric, gives the bits of the student's forward with keys
+   and values (after RoPE) rounded by w4a8_fake_quantize_kv, and nothing else
+   quantized; the int8 cache is close to float, int4 further. Batch and
+   token-by-token engine forwards agree with a quantized cache too, and the
+   evaluation's entries (llama_entry.kv_bits, kv_asym) score those logits. */
 static llama_model qat_model;
 static const int *qat_tokens;
 
 static void test_kv_engine(void) {
-    enum { T = 40 };
+    enum { T = 40, NC = 5 };
+    static const int cfg[NC][2] = { { 0, 0 }, { 8, 0 }, { 4, 0 }, { 8, 1 }, { 4, 1 } };
     const llama_model *m = &qat_model;
     const int *tokens = qat_tokens;
     size_t V = (size_t)m->c.vocab_size, t;
     float *eng = (float *)malloc(T * V * sizeof(float)), *step = (float *)malloc(T * V * sizeof(float));
     float *fp = (float *)malloc(T * V * sizeof(float));
+    double *lp = (double *)malloc(V * sizeof(double));
     llama_train_ws *w = NULL;
     llama_state *s = NULL, *s1 = NULL;
     llama_fq_model f;
     llama_qat_quant qc;
-    double dev[3] = { 0, 0, 0 };
+    llama_entry e[NC];
+    llama_metrics mt[NC];
+    double dev[NC] = { 0, 0, 0, 0, 0 }, nll[NC] = { 0, 0, 0, 0, 0 };
     int bi;
-    memset(&qc, 0, sizeof qc), memset(&f, 0, sizeof f);
+    memset(&qc, 0, sizeof qc), memset(&f, 0, sizeof f), memset(e, 0, sizeof e);
     CHECK(llama_train_ws_create(m, T, &w) == LLAMA_OK);
     CHECK(llama_state_create(m, T, T, &s) == LLAMA_OK);
     CHECK(llama_state_create(m, 1, T, &s1) == LLAMA_OK);
     CHECK(llama_fq_update(m, &qc, &f) == LLAMA_OK);
-    if (!w || !s || !s1 || !f.w.data) return;
-    for (bi = 0; bi < 3; bi++) {
-        int bits = bi == 0 ? 0 : (bi == 1 ? 8 : 4);
-        qc.kv_bits = bits;
-        CHECK(llama_state_set_kv(s, m, bits, m->head_size, 0) == LLAMA_OK);
-        CHECK(llama_state_set_kv(s1, m, bits, m->head_size, 0) == LLAMA_OK);
+    if (!w || !s || !s1 || !f.w.data || !lp) return;
+    for (bi = 0; bi < NC; bi++) {
+        int bits = cfg[bi][0], asym = cfg[bi][1];
+        qc.kv_bits = bits, qc.kv_asym = asym;
+        e[bi].m = m, e[bi].kv_bits = bits, e[bi].kv_asym = asym;
+        CHECK(llama_state_set_kv(s, m, bits, m->head_size, asym) == LLAMA_OK);
+        CHECK(llama_state_set_kv(s1, m, bits, m->head_size, asym) == LLAMA_OK);
         CHECK(llama_forward(m, NULL, s, tokens, T, 0, eng, NULL, NULL) == LLAMA_OK);
         for (t = 0; t < T; t++) CHECK(llama_forward(m, NULL, s1, tokens + t, 1, t, step + t * V, NULL, NULL) == LLAMA_OK);
         CHECK(llama_train_forward(m, &f, &qc, w, tokens, T) == LLAMA_OK);
@@ -371,14 +377,19 @@ static void test_kv_engine(void) {
         CHECK(memcmp(eng, step, T * V * sizeof(float)) == 0);
         if (bits == 0) memcpy(fp, eng, T * V * sizeof(float));
         for (t = 0; t < T * V; t++) dev[bi] = fmax(dev[bi], fabs((double)eng[t] - fp[t]));
+        for (t = 0; t < T - 1; t++) llama__log_softmax(eng + t * V, V, lp), nll[bi] -= lp[tokens[t + 1]];
     }
     CHECK(dev[1] > 0.0 && dev[1] < dev[2]);
+    CHECK(dev[3] > 0.0 && dev[3] < dev[4] && dev[3] != dev[1]);
+    /* one chunk of T tokens: T - 1 fed, all scored, in the order above */
+    CHECK(llama_evaluate_chunks(e, NC, tokens, 1, T, 0, mt, NULL, NULL) == LLAMA_OK);
+    for (bi = 0; bi < NC; bi++) CHECK(mt[bi].tokens == T - 1 && mt[bi].nll == nll[bi]);
     CHECK(llama_state_set_kv(s, m, 3, m->head_size, 0) == LLAMA_ERR_ARG);
     CHECK(llama_state_set_kv(s, m, 8, 0, 0) == LLAMA_ERR_ARG);
     llama_fq_free(&f);
     llama_train_ws_free(w);
     llama_state_free(s), llama_state_free(s1);
-    free(eng), free(step), free(fp);
+    free(eng), free(step), free(fp), free(lp);
 }
 
 /* A few AdamW steps on data the model wrote lower the student's KL (W4A8

@@ -6,11 +6,12 @@
 /* >>evaluate --------------------------------------------------------------- */
 
 /* One model to score: FP32 (q NULL) or W4A8, with a float KV cache
-   (kv_bits 0) or an int8/int4 one (symmetric, per token and head). */
+   (kv_bits 0) or an int8/int4 one (per token and head; kv_asym 0
+   symmetric, else asymmetric). */
 typedef struct llama_entry {
     const llama_model *m;
     const llama_qmodel *q;
-    int kv_bits;
+    int kv_bits, kv_asym;
 } llama_entry;
 
 typedef struct llama_metrics {
@@ -64,7 +65,7 @@ LLAMA_API llama_status llama_evaluate_chunks(const llama_entry *e, size_t n_entr
             size_t rr, t;
             for (rr = 0; rr < n_entries && my == LLAMA_OK; rr++) {
                 llama_metrics *mt = &per[(size_t)wi * n_entries + rr];
-                if ((my = llama_state_set_kv(s, e[rr].m, e[rr].kv_bits, e[rr].m->head_size, 0)) != LLAMA_OK ||
+                if ((my = llama_state_set_kv(s, e[rr].m, e[rr].kv_bits, e[rr].m->head_size, e[rr].kv_asym)) != LLAMA_OK ||
                     (my = llama_forward(e[rr].m, e[rr].q, s, tok, T, 0, rr ? lg : ref, NULL, NULL)) != LLAMA_OK)
                     break;
                 for (t = first; t < T; t++) {

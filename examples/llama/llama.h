@@ -8,6 +8,7 @@
        quantize.h   calibration of every linear input, quantization of a model
        rotate.h     QuaRot's offline rotation of a model (Hadamard, gammas folded)
        eval.h       windows, perplexity, KL from FP32, top-1 agreement
+       export.h     a quantized model as a GGUF that llama.cpp runs (Q4_0)
    It declares w4a8.h only; define W4A8_IMPLEMENTATION in one file of yours
    before including it (examples/llama_w4a8.c does).
 
@@ -44,6 +45,8 @@
    llama_evaluate(entries, n_entries, stream, n_windows, metrics)
    llama_inject_outliers(&model, &variant)
    llama_rotate(&model, seed, online_w2, &rotated)    before calibrating, for rot: rows
+   llama_export_gguf(src, &model, qmodel, &opts, path, &report)
+       after llama_quantize(..., llama_export_quantizer, ...): Q4_0 for llama.cpp
 */
 #ifndef LLAMA_H
 #define LLAMA_H
@@ -52,4 +55,5 @@
 #include "quantize.h"
 #include "rotate.h"
 #include "eval.h"
+#include "export.h"
 #endif /* LLAMA_H */

@@ -54,7 +54,12 @@
     X(LLAMA_ERR_VOCAB_TOKEN, "a vocabulary token is empty, too long, holds a NUL byte or is repeated, or its score or type is bad") \
     X(LLAMA_ERR_VOCAB_MERGE, "a BPE merge is not \"a b\" of two tokens whose concatenation is a token") \
     X(LLAMA_ERR_VOCAB_SPECIAL, "a special token id or an add_bos/add_eos flag is out of range") \
-    X(LLAMA_ERR_TEXT, "the text decodes to a code point above U+10FFFF, which llama.cpp cannot tokenize")
+    X(LLAMA_ERR_TEXT, "the text decodes to a code point above U+10FFFF, which llama.cpp cannot tokenize") \
+    X(LLAMA_ERR_EXPORT_GROUP, "export: a layer's weight group is not 32 (llama.cpp's Q4_0 and Q4_1 blocks)") \
+    X(LLAMA_ERR_EXPORT_ASYM, "export: a layer has zero points, which Q4_0 cannot hold (allow Q4_1)") \
+    X(LLAMA_ERR_EXPORT_RUNTIME, "export: a layer divides by an equalization or rotates its input at run time, which llama.cpp cannot") \
+    X(LLAMA_ERR_EXPORT_MODEL, "export: a quantized classifier, a bias, or an embedding or shape not the source GGUF's") \
+    X(LLAMA_ERR_EXPORT_RANGE, "export: a scale is past fp16's range")
 
 #define LLAMA__ENUM(name, msg) name,
 typedef enum llama_status { LLAMA_STATUS_LIST(LLAMA__ENUM) LLAMA_STATUS_COUNT } llama_status;

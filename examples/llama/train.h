@@ -27,6 +27,7 @@ typedef struct llama_qat_quant {
     int asymmetric;     /* weights with zero points */
     int acts;           /* 1: every linear's input int8 per token */
     int kv_bits;        /* 0, 8 or 4: keys (after RoPE, as stored) and values per token and head */
+    int kv_asym;        /* the KV grid with zero points (llama_state_set_kv's asymmetric) */
     w4a8_ste ste;       /* straight-through gradient of every quantizer */
 } llama_qat_quant;
 
@@ -158,7 +159,7 @@ LLAMA_API llama_status llama__fq_input(const llama_qat_quant *qc, const float *X
 LLAMA_API llama_status llama__fq_kv(const llama_model *m, const llama_qat_quant *qc, const float *X, size_t T,
                                      float *out, uint8_t *mask) {
     if (qc->kv_bits)
-        return w4a8_fake_quantize_kv(X, T, m->kv_dim, m->head_size, qc->kv_bits, 0, qc->ste, out, mask) == W4A8_OK
+        return w4a8_fake_quantize_kv(X, T, m->kv_dim, m->head_size, qc->kv_bits, qc->kv_asym, qc->ste, out, mask) == W4A8_OK
                    ? LLAMA_OK
                    : LLAMA_ERR_W4A8;
     memcpy(out, X, T * m->kv_dim * sizeof(float));
