@@ -749,6 +749,12 @@ W4A8_API void w4a8_layer_free(w4a8_layer *layer);
 #define W4A8__OMP_FOR
 #define W4A8__OMP_FOR_IF(cond)
 #endif
+/* A loop of independent lanes, vectorized whatever the cost model says. */
+#ifdef _OPENMP
+#define W4A8__OMP_SIMD _Pragma("omp simd")
+#else
+#define W4A8__OMP_SIMD
+#endif
 
 /* Which SIMD kernels this build compiles. x86-64: GCC >= 11 or Clang >= 13
    (target attributes for AVX-VNNI); AArch64: NEON when the build targets the
@@ -1099,19 +1105,27 @@ W4A8_PRIVATE w4a8_status w4a8__fisa_of(w4a8_kernel want, w4a8__fisa *isa) {
     return W4A8_OK;
 }
 
-/* Panels of op(A) rows [i0, i0 + mc) by k [k0, k0 + kc), rows past M zero. */
+/* Panels of op(A) rows [i0, i0 + mc) by k [k0, k0 + kc), rows past M zero.
+   Written in order, read from mr rows at once (a strided write is slower). */
 W4A8_PRIVATE void w4a8__pack_a(const float *A, size_t lda, int trans, size_t M, size_t i0, size_t mc, size_t k0,
                                size_t kc, size_t mr, size_t p, float *dst) {
-    size_t i, k;
+    size_t i, k, rows = w4a8__min(mr, mc - p * mr), row0 = i0 + p * mr;
+    rows = row0 >= M ? 0 : w4a8__min(rows, M - row0);
     dst += p * mr * kc;
-    for (i = 0; i < mr; i++) {
-        size_t row = i0 + p * mr + i;
-        if (row >= M || i >= mc - p * mr)
-            for (k = 0; k < kc; k++) dst[k * mr + i] = 0.0f;
-        else if (trans)
-            for (k = 0; k < kc; k++) dst[k * mr + i] = A[(k0 + k) * lda + row];
-        else
-            for (k = 0; k < kc; k++) dst[k * mr + i] = A[row * lda + k0 + k];
+    if (rows == 0) {
+        memset(dst, 0, mr * kc * sizeof(float));
+    } else if (trans) {
+        for (k = 0; k < kc; k++, dst += mr) {
+            const float *a = A + (k0 + k) * lda + row0;
+            for (i = 0; i < rows; i++) dst[i] = a[i];
+            for (; i < mr; i++) dst[i] = 0.0f;
+        }
+    } else {
+        const float *a = A + row0 * lda + k0;
+        for (k = 0; k < kc; k++, dst += mr) {
+            for (i = 0; i < rows; i++) dst[i] = a[i * lda + k];
+            for (; i < mr; i++) dst[i] = 0.0f;
+        }
     }
 }
 
@@ -1119,17 +1133,14 @@ W4A8_PRIVATE void w4a8__pack_a(const float *A, size_t lda, int trans, size_t M, 
 W4A8_PRIVATE void w4a8__pack_b(const float *B, size_t ldb, int trans, size_t j0, size_t nc, size_t k0, size_t kc,
                                size_t nr, size_t q, float *dst) {
     size_t j, k, cols = w4a8__min(nr, nc - q * nr);
+    const float *b = trans ? B + (j0 + q * nr) * ldb + k0 : B + k0 * ldb + j0 + q * nr;
     dst += q * nr * kc;
-    if (trans) {
-        for (j = 0; j < nr; j++) {
-            const float *b = B + (j0 + q * nr + j) * ldb + k0;
-            for (k = 0; k < kc; k++) dst[k * nr + j] = j < cols ? b[k] : 0.0f;
-        }
-    } else {
-        for (k = 0; k < kc; k++) {
-            const float *b = B + (k0 + k) * ldb + j0 + q * nr;
-            for (j = 0; j < nr; j++) dst[k * nr + j] = j < cols ? b[j] : 0.0f;
-        }
+    for (k = 0; k < kc; k++, dst += nr) {
+        if (trans)
+            for (j = 0; j < cols; j++) dst[j] = b[j * ldb + k];
+        else
+            for (j = 0; j < cols; j++) dst[j] = b[k * ldb + j];
+        for (; j < nr; j++) dst[j] = 0.0f;
     }
 }
 
@@ -1137,12 +1148,20 @@ W4A8_PRIVATE void w4a8__pack_b(const float *B, size_t ldb, int trans, size_t j0,
 W4A8_PRIVATE void w4a8__fgemm_store(float *C, size_t ldc, size_t rows, size_t cols, const float *acc, size_t nr,
                                     float alpha, float beta, int first) {
     size_t i, j;
-    for (i = 0; i < rows; i++)
-        for (j = 0; j < cols; j++) {
-            float t = alpha * acc[i * nr + j], c = C[i * ldc + j];
-            if (first) c = beta == 0.0f ? 0.0f : beta * c;
-            C[i * ldc + j] = c + t;
+    for (i = 0; i < rows; i++) {
+        float *c = C + i * ldc;
+        const float *a = acc + i * nr;
+        if (first && beta == 0.0f) {
+            W4A8__OMP_SIMD
+            for (j = 0; j < cols; j++) c[j] = 0.0f + alpha * a[j];
+        } else if (first) {
+            W4A8__OMP_SIMD
+            for (j = 0; j < cols; j++) c[j] = beta * c[j] + alpha * a[j];
+        } else {
+            W4A8__OMP_SIMD
+            for (j = 0; j < cols; j++) c[j] = c[j] + alpha * a[j];
         }
+    }
 }
 
 /* Packing space of one thread: an A block and a B block. */
@@ -1269,7 +1288,7 @@ W4A8_IMPL w4a8_status w4a8_gemm_f32(w4a8_kernel kernel, size_t M, size_t N, size
 /* >>calibrate -------------------------------------------------------------- */
 
 /* Hessian panels: rows of the upper triangle per GEMM, tokens per float sum. */
-#define W4A8__XTX_ROWS 256
+#define W4A8__XTX_ROWS 240
 #define W4A8__XTX_TOKENS 256
 
 /* dst[K][K] (upper triangle, double) += X^T X for X[T][K], T <= 256. The
@@ -1304,7 +1323,12 @@ W4A8_PRIVATE void w4a8__xtx_add(const float *X, size_t T, size_t K, double *dst,
             double *h = dst + (i0 + (size_t)r) * K;
             const float *p = P + (size_t)r * cols;
             size_t j;
-            for (j = (size_t)r; j < cols; j++) h[i0 + j] += ldexp((double)p[j], 2 * e);
+            if (e == 0) {
+                W4A8__OMP_SIMD
+                for (j = (size_t)r; j < cols; j++) h[i0 + j] += (double)p[j];
+            } else {
+                for (j = (size_t)r; j < cols; j++) h[i0 + j] += ldexp((double)p[j], 2 * e);
+            }
         }
     }
 }
@@ -3012,13 +3036,6 @@ W4A8_IMPL w4a8_status w4a8_layer_rotated(const w4a8_layer *L, uint64_t seed, w4a
 }
 
 /* >>methods ---------------------------------------------------------------- */
-
-/* A loop of independent lanes, vectorized whatever the cost model says. */
-#ifdef _OPENMP
-#define W4A8__OMP_SIMD _Pragma("omp simd")
-#else
-#define W4A8__OMP_SIMD
-#endif
 
 /* cfg.progress and where a call stands. Steps are counted, and told, only
    from serial code between parallel loops, so threads never see it. */
