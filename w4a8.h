@@ -73,8 +73,10 @@ CONVENTIONS
    rounding mode around calls.
 
    Weights: unsigned codes u in 0..15 and a zero point z per group, so that
-   w = scale * (u - z). Symmetric mode fixes z = 8 and scale = max|w| / 7.5
-   (GPTQ's symmetric grid). Asymmetric mode uses scale = max/15 - min/15 over
+   w = scale * (u - z). Symmetric mode fixes z = 8 and puts the group's
+   extreme of larger magnitude a on code 0, scale = -a / 8 (ggml's Q4_0
+   grid: the step is signed), unless the other side b would pass 7.5 steps,
+   then |scale| = |b| / 7.5. Asymmetric mode uses scale = max/15 - min/15 over
    a range stretched to contain 0, z = round(-min / scale) (GPTQ's asymmetric
    grid). Either way every weight lies within half a step of its code. An
    all-zero group gets scale 0 and codes equal to z.
@@ -601,7 +603,8 @@ typedef enum w4a8_ste {
 
 /* Wq[N][K] = w4a8_dequantize(w4a8_quantize_rtn(W)) bit for bit; mask[N][K]
    (or NULL): 1 where round(w / scale) + zero lay in [0, 15] before the clamp
-   (the symmetric grid's largest positive weight is clamped: mask 0). */
+   (on the symmetric grid, weights 7.5 steps from 0 on the side of the
+   smaller extreme are clamped: mask 0). */
 W4A8_API w4a8_status w4a8_fake_quantize_weights(const float *W, size_t N, size_t K, size_t group_size,
                                                 int asymmetric, w4a8_ste ste, float *Wq, uint8_t *mask);
 /* Xq[M][K] = code * scale with the codes and scales of
@@ -640,7 +643,7 @@ typedef struct w4a8_layer_desc {
     size_t N, K, group_size;
     int asymmetric;         /* 0: every zero must be 8 */
     const uint8_t *codes;   /* [N][K], 0..15, one per byte */
-    const float *scales;    /* [N][groups], finite, >= 0 */
+    const float *scales;    /* [N][groups], finite (symmetric: signed, see "Weights") */
     const uint8_t *zeros;   /* [N][groups], 0..15 */
     const float *bias;      /* [N] or NULL */
     const float *smooth;    /* [K], finite, >= W4A8_SMOOTH_MIN, or NULL */
@@ -1471,8 +1474,13 @@ W4A8_PRIVATE void w4a8__fit_group(const float *w, size_t n, int asymmetric, floa
         if (w[i] > hi) hi = w[i];
     }
     if (!asymmetric) {
-        float amax = hi > -lo ? hi : -lo;
-        *scale = amax / 7.5f;
+        /* The larger extreme a lands on code 0 exactly (-8 steps: a step of
+           a/8, as ggml's Q4_0), the other side b within 7.5 steps, so every
+           weight stays within half a step; the step's sign says which side
+           a is on. Steps 6-7% finer than GPTQ's max/7.5. */
+        int up = hi >= -lo;
+        float a = up ? hi : -lo, b = up ? -lo : hi, step = a / 8.0f > b / 7.5f ? a / 8.0f : b / 7.5f;
+        *scale = step == 0.0f ? 0.0f : up ? -step : step;
         *zero = 8;
         return;
     }
@@ -1481,7 +1489,7 @@ W4A8_PRIVATE void w4a8__fit_group(const float *w, size_t n, int asymmetric, floa
 }
 
 W4A8_PRIVATE uint8_t w4a8__code(float w, float scale, uint8_t zero) {
-    float q = scale > 0.0f ? w4a8__clampf(nearbyintf(w / scale), -16.0f, 16.0f) : 0.0f;
+    float q = scale != 0.0f ? w4a8__clampf(nearbyintf(w / scale), -16.0f, 16.0f) : 0.0f;
     return (uint8_t)w4a8__clampf(q + (float)zero, 0.0f, 15.0f);
 }
 
@@ -2286,7 +2294,7 @@ W4A8_IMPL w4a8_status w4a8_fake_quantize_weights(const float *W, size_t N, size_
             w4a8__fit_group(w + k0, k1 - k0, asymmetric, &scale, &zero);
             for (k = k0; k < k1; k++) {
                 /* w4a8__code, keeping the value before the final clamp */
-                float q = (scale > 0.0f ? w4a8__clampf(nearbyintf(w[k] / scale), -16.0f, 16.0f) : 0.0f) + (float)zero;
+                float q = (scale != 0.0f ? w4a8__clampf(nearbyintf(w[k] / scale), -16.0f, 16.0f) : 0.0f) + (float)zero;
                 uint8_t code = (uint8_t)w4a8__clampf(q, 0.0f, 15.0f);
                 Wq[(size_t)n * K + k] = scale * (float)((int)code - (int)zero);
                 if (mask) mask[(size_t)n * K + k] = w4a8__ste(ste, q >= 0.0f && q <= 15.0f, w[k]);
@@ -2955,7 +2963,7 @@ W4A8_IMPL w4a8_status w4a8_layer_create(const w4a8_layer_desc *d, w4a8_layer **o
         (d->smooth && !w4a8__all_finite(d->smooth, d->K)))
         return W4A8_ERR_NONFINITE;
     for (i = 0; i < ng; i++)
-        if (d->scales[i] < 0.0f || d->zeros[i] > 15 || (!d->asymmetric && d->zeros[i] != 8)) return W4A8_ERR_RANGE;
+        if (d->zeros[i] > 15 || (!d->asymmetric && d->zeros[i] != 8)) return W4A8_ERR_RANGE;
     for (i = 0; d->smooth && i < d->K; i++)
         if (!(d->smooth[i] >= W4A8_SMOOTH_MIN)) return W4A8_ERR_RANGE;
     for (i = 0; i < d->N * d->K; i++)

@@ -106,7 +106,7 @@ static void test_rtn_half_step(void) {
                 CHECK_ST(w4a8_quantize_rtn(W, N, K, G, asym, c, s, z), W4A8_OK);
                 CHECK_ST(w4a8_dequantize(c, s, z, N, K, G, D), W4A8_OK);
                 for (i = 0; i < N * K; i++) {
-                    float step = s[(i / K) * groups + (i % K) / Gl];
+                    float step = fabsf(s[(i / K) * groups + (i % K) / Gl]);
                     CHECK(c[i] <= 15);
                     /* Half a step, plus the rounding of the scale (<= 8 codes x eps/2)
                        and of scale * code (eps/2): 16 eps relative covers both. */
@@ -123,18 +123,34 @@ static void test_rtn_half_step(void) {
             }
 }
 
-/* Ties round to even: with max|w| = 7.5, the symmetric step is exactly 1. */
+/* Ties round to even. The symmetric grid: the larger extreme (8) is code 0,
+   exact, with step 8 / 8 = 1, signed (-1: it is the positive side). */
 static void test_rtn_ties_to_even(void) {
-    float W[8] = { 7.5f, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3.5f };
-    int expect[8] = { 8, 0, 2, 2, 0, -2, -2, 4 };
+    float W[8] = { 8.0f, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3.5f };
+    float expect[8] = { 8, 0, 2, 2, 0, -2, -2, 4 };
     uint8_t c[8], z;
     float s;
     int i;
     CHECK_ST(w4a8_quantize_rtn(W, 1, 8, 8, 0, c, &s, &z), W4A8_OK);
-    CHECK(s == 1.0f && z == 8);
-    /* 7.5 -> 8 + 8 = 16 clamps to 15: the positive side has one level less. */
-    CHECK(c[0] == 15);
-    for (i = 1; i < 8; i++) CHECK((int)c[i] - 8 == expect[i]);
+    CHECK(s == -1.0f && z == 8 && c[0] == 0);
+    for (i = 0; i < 8; i++) CHECK(s * (float)((int)c[i] - 8) == expect[i]);
+}
+
+/* The symmetric grid's two sides: the larger extreme takes the 8 levels
+   (step a / 8) unless the other side b would need more than 7.5 steps
+   (step b / 7.5); every weight stays within half a step. */
+static void test_rtn_symmetric_grid(void) {
+    float W[4] = { -8.0f, 7.5f, 1.0f, 0.0f }, V[4] = { 8.0f, -7.8f, 1.0f, 0.0f }, Z[4] = { 0 };
+    uint8_t c[4], z;
+    float s;
+    int i;
+    CHECK_ST(w4a8_quantize_rtn(W, 1, 4, 4, 0, c, &s, &z), W4A8_OK);
+    CHECK(s == 1.0f && c[0] == 0 && c[1] == 15 && c[2] == 9); /* 7.5 ties to 8 steps, clamped to 7 */
+    CHECK_ST(w4a8_quantize_rtn(V, 1, 4, 4, 0, c, &s, &z), W4A8_OK);
+    CHECK(s == -7.8f / 7.5f);
+    for (i = 0; i < 4; i++) CHECK(fabsf(s * (float)((int)c[i] - 8) - V[i]) <= 0.5f * fabsf(s) * (1.0f + 1e-6f));
+    CHECK_ST(w4a8_quantize_rtn(Z, 1, 4, 4, 0, c, &s, &z), W4A8_OK);
+    CHECK(s == 0.0f && !signbit(s) && c[0] == 8);
 }
 
 static void test_activation_quantization(void) {
@@ -663,8 +679,10 @@ static void test_bad_inputs(void) {
         z[0] = 7; /* symmetric layers need zero 8 */
         CHECK_ST(w4a8_layer_create(&d, &B), W4A8_ERR_RANGE);
         z[0] = 8;
-        s[1] = -1.0f;
-        CHECK_ST(w4a8_layer_create(&d, &B), W4A8_ERR_RANGE);
+        s[1] = -1.0f; /* the symmetric grid's steps are signed */
+        CHECK_ST(w4a8_layer_create(&d, &B), W4A8_OK);
+        w4a8_layer_free(B);
+        B = NULL;
         s[1] = 0.1f;
         c[3] = 16;
         CHECK_ST(w4a8_layer_create(&d, &B), W4A8_ERR_RANGE);
@@ -771,6 +789,7 @@ void tests_core(void) {
     RUN(test_pack_roundtrip);
     RUN(test_rtn_half_step);
     RUN(test_rtn_ties_to_even);
+    RUN(test_rtn_symmetric_grid);
     RUN(test_activation_quantization);
     RUN(test_gemm_matches_f64);
     RUN(test_layer_smooth);

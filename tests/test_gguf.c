@@ -1089,7 +1089,7 @@ static void export_check(const export_fixture *x, const llama_qmodel *q, const v
                     float want = L->asymmetric ? (float)c * d + llama__gguf_f16(llama__gguf_to_f16(-s * (float)z))
                                                : (float)(c - 8) * d;
                     bad += bits_of(W[n * K + k]) != bits_of(want);
-                    far += !(fabsf(W[n * K + k] - dq[n * K + k]) <= 8.0f * s * (1.0f / 2048.0f) * (1.0f + (float)(L->asymmetric != 0)) + 1e-7f);
+                    far += !(fabsf(W[n * K + k] - dq[n * K + k]) <= 8.0f * fabsf(s) * (1.0f / 2048.0f) * (1.0f + (float)(L->asymmetric != 0)) + 1e-7f);
                 }
             CHECK(bad == 0 && far == 0);
             free(codes), free(dq);

@@ -278,8 +278,33 @@ static const unsigned char v1_file[76] = {
     0x88, 0x88, 0x3e, 0xab, 0xaa, 0x2a, 0x3e, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x80, 0xbe, 0xa4, 0x47, 0x3e, 0xd3
 };
 
+/* The layer the version-1 file holds: RTN of a 2 x 8 W, group 8, on the
+   symmetric grid of w4a8 0.1.0 (step max|w| / 7.5, zero point 8). */
+static w4a8_layer *v1_layer(const float *W, const float *bias) {
+    uint8_t codes[16], zeros[2] = { 8, 8 };
+    float scales[2];
+    w4a8_layer_desc d;
+    w4a8_layer *L = NULL;
+    size_t n, k;
+    for (n = 0; n < 2; n++) {
+        float amax = 0.0f;
+        for (k = 0; k < 8; k++) amax = fabsf(W[n * 8 + k]) > amax ? fabsf(W[n * 8 + k]) : amax;
+        scales[n] = amax / 7.5f;
+        for (k = 0; k < 8; k++) {
+            float q = nearbyintf(W[n * 8 + k] / scales[n]) + 8.0f;
+            codes[n * 8 + k] = (uint8_t)(q < 0.0f ? 0.0f : q > 15.0f ? 15.0f : q);
+        }
+    }
+    memset(&d, 0, sizeof d);
+    d.N = 2, d.K = 8, d.group_size = 8;
+    d.codes = codes, d.scales = scales, d.zeros = zeros, d.bias = bias;
+    d.act_mode = W4A8_ACT_PER_TOKEN, d.method = W4A8_METHOD_RTN, d.kernel = W4A8_KERNEL_SCALAR;
+    CHECK_ST(w4a8_layer_create(&d, &L), W4A8_OK);
+    return L;
+}
+
 /* Version 2 keeps the rotation and its seed; a version-1 file still loads
-   (as the layer the same weights give today) and cannot claim a rotation. */
+   (as the layer its codes and scales make) and cannot claim a rotation. */
 static void test_rotation_file(void) {
     static const float W[16] = { 0.5f, -1, 0.25f, 2, -0.75f, 1.5f, -2, 1, 1, 0.125f, -0.5f, 0.75f, -1.25f, 0.25f, 0.5f, -1 };
     static const float bias[2] = { 0.5f, -0.25f };
@@ -287,16 +312,16 @@ static void test_rotation_file(void) {
     unsigned char old[76], *buf;
     size_t bytes, i;
     w4a8_config cfg;
-    w4a8_layer *L = NULL, *B = NULL, *R = NULL;
+    w4a8_layer *L = NULL, *B = NULL, *R = NULL, *V = v1_layer(W, bias);
     for (i = 0; i < 16; i++) X[i] = (float)i * 0.3f - 2.0f;
     w4a8_config_init(&cfg);
     cfg.group_size = 8;
     cfg.kernel = W4A8_KERNEL_SCALAR;
     CHECK_ST(w4a8_layer_quantize(W, 2, 8, bias, NULL, &cfg, &L), W4A8_OK);
     CHECK_ST(w4a8_layer_load_mem(v1_file, sizeof v1_file, W4A8_KERNEL_SCALAR, &B), W4A8_OK);
-    if (!L || !B) return;
+    if (!L || !B || !V) return;
     CHECK(B->N == 2 && B->K == 8 && B->bias && !B->rotate);
-    CHECK_ST(w4a8_layer_forward(L, X, 2, Y1, NULL, 0), W4A8_OK);
+    CHECK_ST(w4a8_layer_forward(V, X, 2, Y1, NULL, 0), W4A8_OK);
     CHECK_ST(w4a8_layer_forward(B, X, 2, Y2, NULL, 0), W4A8_OK);
     CHECK(memcmp(Y1, Y2, sizeof Y1) == 0);
     memcpy(old, v1_file, sizeof old);
@@ -328,6 +353,7 @@ static void test_rotation_file(void) {
     free(buf);
     w4a8_layer_free(R);
     w4a8_layer_free(L);
+    w4a8_layer_free(V);
 }
 
 void tests_rotate(void) {

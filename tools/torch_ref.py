@@ -18,8 +18,9 @@ Transcribed from (read, not copied):
         auto_clip.py auto_clip_layer (512 tokens, 10 shrink steps of 1/20,
         per group partial outputs, strict < keeps the first minimum), and
         quantizer.py pseudo_quantize_tensor (zero point, max_int 15).
-  One change: auto_clip's output-channel batch is 64 rows (the authors use 256
-  when it divides N) to hold memory at 0.5 GiB; it changes no result.
+  Two changes: auto_clip's output-channel batch is 64 rows (the authors use 256
+  when it divides N) to hold memory at 0.5 GiB, which changes no result; and
+  GPTQ's symmetric grid is w4a8's (find_params), so that the codes can agree.
 """
 import argparse, os, subprocess, sys, tempfile, time
 import torch
@@ -32,19 +33,23 @@ def hessian(X):
     return inp.matmul(inp.t())
 
 def find_params(x, sym, maxq=15):
-    """quant.Quantizer.find_params, per row (perchannel=True)."""
+    """quant.Quantizer.find_params, per row (perchannel=True). Symmetric: w4a8's
+    grid, not the authors' 2 max|x| / 15: the larger extreme a on code 0 with
+    the signed step -a/8, unless the other side b needs b/7.5 (see w4a8.h)."""
     xmin = torch.minimum(x.min(1)[0], torch.zeros(x.shape[0]))
     xmax = torch.maximum(x.max(1)[0], torch.zeros(x.shape[0]))
     if sym:
-        xmax = torch.maximum(torch.abs(xmin), xmax)
-        tmp = xmin < 0
-        if torch.any(tmp):
-            xmin[tmp] = -xmax[tmp]
+        up = xmax >= -xmin
+        a, b = torch.where(up, xmax, -xmin), torch.where(up, -xmin, xmax)
+        step = torch.maximum(a / 8, b / 7.5)
+        step[step == 0] = 1  # an all-zero row: every code 8
+        scale = torch.where(up, -step, step)
+        return scale.unsqueeze(1), torch.full_like(scale, (maxq + 1) / 2).unsqueeze(1)
     tmp = (xmin == 0) & (xmax == 0)
     xmin[tmp] = -1
     xmax[tmp] = +1
     scale = (xmax - xmin) / maxq
-    zero = torch.full_like(scale, (maxq + 1) / 2) if sym else torch.round(-xmin / scale)
+    zero = torch.round(-xmin / scale)
     return scale.unsqueeze(1), zero.unsqueeze(1)
 
 def quantize(x, scale, zero, maxq=15):

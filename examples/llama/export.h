@@ -101,7 +101,7 @@ LLAMA_API llama_status llama__export_block(const w4a8_layer *L, const uint8_t *c
         mn = llama__gguf_f16(hm);
         if (!(fabsf(mn) <= 65504.0f)) return LLAMA_ERR_EXPORT_RANGE;
     }
-    if (s != 0.0f && fabs((double)d - s) / s > rep->scale_rel_max) rep->scale_rel_max = fabs((double)d - s) / s;
+    if (s != 0.0f && fabs((double)d - s) / fabsf(s) > rep->scale_rel_max) rep->scale_rel_max = fabs((double)d - s) / fabsf(s);
     for (j = 0; j < 32; j++) {
         int c = codes[j], r = c;
         float w = W[j], exact = s * (float)(c - z), e16, er;
