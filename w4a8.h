@@ -2017,6 +2017,7 @@ typedef struct w4a8__had {
     int avx512;             /* 1: the AVX-512 body (the same additions, 16 lanes) */
     const float *Hm;        /* NULL when m == 1 */
     const unsigned char *neg; /* 1 where d_i = -1 */
+    const uint16_t *neg16;  /* the same, 16 to a mask (lane i of mask i / 16), when avx512 */
     float scale;            /* (float)(1 / sqrt(n)) */
 } w4a8__had;
 
@@ -2030,8 +2031,8 @@ W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4
     if (st != W4A8_OK) return st;
     mm = m > 1 ? m * m : 0;
     bytes = sizeof(w4a8__had) + mm * sizeof(float);
-    if (n > (size_t)-1 - bytes) return W4A8_ERR_OVERFLOW;
-    if (!(b = (unsigned char *)W4A8_MALLOC(bytes + n))) return W4A8_ERR_NOMEM;
+    if (n > ((size_t)-1 - bytes) / 2) return W4A8_ERR_OVERFLOW;
+    if (!(b = (unsigned char *)W4A8_MALLOC(bytes + 2 * n))) return W4A8_ERR_NOMEM;
     h = (w4a8__had *)b;
     Hf = (float *)(b + sizeof(w4a8__had)); /* the struct's size keeps floats aligned */
     if (m > 1) {
@@ -2049,7 +2050,13 @@ W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4
     h->avx512 = kernel == W4A8_KERNEL_AVX512_VNNI && h->p >= 16;
     h->Hm = m > 1 ? Hf : NULL;
     h->neg = b + bytes;
+    h->neg16 = (const uint16_t *)(b + bytes + n + (n & 1)); /* n / 8 bytes at an even offset */
     for (i = 0; i < n; i++) b[bytes + i] = (unsigned char)w4a8__had_negate(seed, i);
+    for (i = 0; h->avx512 && i < n; i += 16) {
+        uint16_t k = 0;
+        for (j = 0; j < 16; j++) k |= (uint16_t)(h->neg[i + j] << j);
+        ((uint16_t *)(b + bytes + n + (n & 1)))[i / 16] = k;
+    }
     h->scale = (float)(1.0 / sqrt((double)n));
     *out = h;
     return W4A8_OK;
@@ -2118,25 +2125,52 @@ W4A8__SIMD_BEGIN
 /* One butterfly level of length len < 16 inside a vector: the partner
    lane's value (swap), then u + v in the lower lanes and u - v in the upper
    ones, as (partner - self) there is exactly u - v. */
+/* One butterfly between two vectors: u + v, u - v. */
+#define W4A8__HAD_PAIR(u, v)                                                                                 \
+    do {                                                                                                     \
+        __m512 u_ = (u), v_ = (v);                                                                           \
+        (u) = _mm512_add_ps(u_, v_);                                                                         \
+        (v) = _mm512_sub_ps(u_, v_);                                                                         \
+    } while (0)
 #define W4A8__HAD_LEVEL(a, swapped, upper)                                                                   \
     do {                                                                                                     \
         __m512 s_ = (swapped);                                                                               \
         a = _mm512_mask_blend_ps((__mmask16)(upper), _mm512_add_ps(a, s_), _mm512_sub_ps(s_, a));          \
     } while (0)
 
-W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__had_row_avx512(const w4a8__had *h, float *t, float *y) {
+W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__had_row_avx512(const w4a8__had *h, const float *x, float *t,
+                                                            float *y) {
     size_t n = h->n, m = h->m, p = h->p, len, i, j, b, jm, im;
     const __m512 scale = _mm512_set1_ps(h->scale);
-    for (i = 0; i < n; i += 16) { /* lengths 1, 2, 4, 8 in registers */
-        __m512 a = _mm512_loadu_ps(t + i);
-        W4A8__HAD_LEVEL(a, _mm512_permute_ps(a, 0xB1), 0xAAAA);
-        W4A8__HAD_LEVEL(a, _mm512_permute_ps(a, 0x4E), 0xCCCC);
-        W4A8__HAD_LEVEL(a, _mm512_shuffle_f32x4(a, a, 0xB1), 0xF0F0);
-        W4A8__HAD_LEVEL(a, _mm512_shuffle_f32x4(a, a, 0x4E), 0xFF00);
-        _mm512_storeu_ps(t + i, a);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    size_t chunk = p >= 128 ? 128 : 16; /* floats a first pass keeps in registers */
+    for (i = 0; i < n; i += chunk) {
+        __m512 a[8];
+        int v;
+        /* the signs (-x flips the sign bit), then lengths 1, 2, 4, 8 inside each vector */
+        W4A8__FUNROLL for (v = 0; v < 8; v++) {
+            if (v > 0 && chunk == 16) break;
+            a[v] = _mm512_loadu_ps(x + i + 16 * (size_t)v);
+            if (!h->inverse)
+                a[v] = _mm512_castsi512_ps(_mm512_mask_xor_epi32(
+                    _mm512_castps_si512(a[v]), (__mmask16)h->neg16[i / 16 + (size_t)v], _mm512_castps_si512(a[v]), sign));
+            W4A8__HAD_LEVEL(a[v], _mm512_permute_ps(a[v], 0xB1), 0xAAAA);
+            W4A8__HAD_LEVEL(a[v], _mm512_permute_ps(a[v], 0x4E), 0xCCCC);
+            W4A8__HAD_LEVEL(a[v], _mm512_shuffle_f32x4(a[v], a[v], 0xB1), 0xF0F0);
+            W4A8__HAD_LEVEL(a[v], _mm512_shuffle_f32x4(a[v], a[v], 0x4E), 0xFF00);
+        }
+        if (chunk == 16) {
+            _mm512_storeu_ps(t + i, a[0]);
+            continue;
+        }
+        /* lengths 16, 32, 64 between the 8 vectors of a 128-float chunk */
+        W4A8__FUNROLL for (v = 0; v < 8; v++) if ((v & 1) == 0) W4A8__HAD_PAIR(a[v], a[v + 1]);
+        W4A8__FUNROLL for (v = 0; v < 8; v++) if ((v & 2) == 0) W4A8__HAD_PAIR(a[v], a[v + 2]);
+        W4A8__FUNROLL for (v = 0; v < 4; v++) W4A8__HAD_PAIR(a[v], a[v + 4]);
+        W4A8__FUNROLL for (v = 0; v < 8; v++) _mm512_storeu_ps(t + i + 16 * (size_t)v, a[v]);
     }
-    for (b = 0; b < n; b += p)
-        for (len = 16; len < p; len <<= 1)
+    for (b = 0; b < n; b += p) /* the longer lengths in memory */
+        for (len = chunk; len < p; len <<= 1)
             for (i = b; i < b + p; i += 2 * len)
                 for (j = i; j < i + len; j += 16) {
                     __m512 u = _mm512_loadu_ps(t + j), v = _mm512_loadu_ps(t + j + len);
@@ -2148,17 +2182,24 @@ W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__had_row_avx512(const w4a8__had *h, f
             for (i = 0; i < n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(t + i), scale));
         return;
     }
-    for (jm = 0; jm < m; jm++)
-        for (j = 0; j < p; j += 16) {
-            __m512 acc = _mm512_setzero_ps();
+    /* y[jm] = sum over im of H[im][jm] t[im], im increasing: 16 outputs in
+       registers meet each input vector once (H r is exact: acc + r or acc - r) */
+    for (j = 0; j < p; j += 16)
+        for (jm = 0; jm < m; jm += 16) {
+            size_t nb = m - jm < 16 ? m - jm : 16, k;
+            __m512 acc[16];
+            W4A8__FUNROLL for (k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
             for (im = 0; im < m; im++) {
                 __m512 r = _mm512_loadu_ps(t + im * p + j);
-                acc = h->Hm[im * m + jm] > 0.0f ? _mm512_add_ps(acc, r) : _mm512_sub_ps(acc, r);
+                const float *hr = h->Hm + im * m + jm;
+                W4A8__FUNROLL for (k = 0; k < 16; k++) if (k < nb) acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(hr[k]), r, acc[k]);
             }
-            _mm512_storeu_ps(y + jm * p + j, h->inverse ? acc : _mm512_mul_ps(acc, scale));
+            W4A8__FUNROLL for (k = 0; k < 16; k++) if (k < nb)
+                _mm512_storeu_ps(y + (jm + k) * p + j, h->inverse ? acc[k] : _mm512_mul_ps(acc[k], scale));
         }
 }
 #undef W4A8__HAD_LEVEL
+#undef W4A8__HAD_PAIR
 #endif
 W4A8__SIMD_END
 
@@ -2169,14 +2210,14 @@ W4A8_PRIVATE void w4a8__had_row(const w4a8__had *h, const float *x, float *y, fl
     size_t n = h->n, m = h->m, p = h->p, i, j;
     float *t = m > 1 ? tmp : y;
     int scaled = 0;
-    for (i = 0; i < n; i++) t[i] = !h->inverse && h->neg[i] ? -x[i] : x[i];
 #ifdef W4A8__AVX512
     if (h->avx512) {
-        w4a8__had_row_avx512(h, t, y);
+        w4a8__had_row_avx512(h, x, t, y);
         scaled = !h->inverse;
     } else
 #endif
     {
+        for (i = 0; i < n; i++) t[i] = !h->inverse && h->neg[i] ? -x[i] : x[i];
         w4a8__had_butterflies(t, n, p, p);
         if (m > 1 && p >= 8) w4a8__had_blocks(h->Hm, m, p, t, y);
         else if (m > 1) {
