@@ -130,6 +130,9 @@ static const char *const usage[2] = {
     "                      layer's mode itself and gets one row\n"
     "  --fptq-bounds L,H   FPTQ's layer-wise bounds on max|x| (default 15,150):\n"
     "                      below L per-tensor static, then LAE + static, from H per token\n"
+    "  --gptq-order O      act (default): GPTQ quantizes columns by decreasing H_jj, groups\n"
+    "                      fit from the weights first (act order, static groups);\n"
+    "                      natural: column order, groups fit as reached (the paper's loop)\n"
     "  --calib SRC         generated (default): sequences sampled from the FP32 model\n"
     "                      from BOS; or a text FILE (e.g. wikitext2_test_raw.txt)\n"
     "  --calib-seqs N      calibration sequences of 256 tokens (default 128; GGUF 16)\n"
@@ -180,6 +183,7 @@ typedef struct options {
     size_t windows, calib_seqs, sample, ctx;
     size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
     float fptq_low, fptq_high;
+    int gptq_act_order;
     uint64_t seed, rot_seed;
     int act_token, act_tensor, quantize_cls, threads, methods_given, groups_given, variants_given, calib_given;
     int gguf;
@@ -222,7 +226,7 @@ static const char *const value_options[] = { "--model",   "--tokenizer", "--text
                                              "--methods", "--group",     "--variants", "--windows",    "--calib-seqs",
                                              "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act",
                                              "--kv",      "--qat",       "--ctx",     "--rot-seed", "--dump-logits",
-                                             "--export" };
+                                             "--export",  "--gptq-order" };
 
 static int takes_value(const char *a) {
     size_t i;
@@ -241,6 +245,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->variants = "original,outliers";
     o->calib_seqs = 128, o->sample = 48, o->seed = 1, o->ctx = 512, o->rot_seed = 1;
     o->fptq_low = 15.0f, o->fptq_high = 150.0f;
+    o->gptq_act_order = 1;
     o->act_token = o->act_tensor = 1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -283,6 +288,8 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--rot-seed") && parse_size(v, 1, (size_t)-1, &n)) o->rot_seed = (uint64_t)n;
         else if (!strcmp(a, "--threads") && parse_size(v, 1, 4096, &n)) o->threads = (int)n;
         else if (!strcmp(a, "--fptq-bounds") && parse_bounds(v, &o->fptq_low, &o->fptq_high)) {}
+        else if (!strcmp(a, "--gptq-order") && (!strcmp(v, "act") || !strcmp(v, "natural")))
+            o->gptq_act_order = !strcmp(v, "act");
         else if (!strcmp(a, "--act") && (!strcmp(v, "token") || !strcmp(v, "tensor") || !strcmp(v, "both"))) {
             o->act_token = strcmp(v, "tensor") != 0;
             o->act_tensor = strcmp(v, "token") != 0;
@@ -342,6 +349,7 @@ static int parse_method(const char *item, const options *o, size_t group, llama_
     memset(&s, 0, sizeof s);
     s.group = group;
     s.fptq_low = o->fptq_low, s.fptq_high = o->fptq_high;
+    s.gptq_act_order = o->gptq_act_order;
     plus = strchr(name, '+');
     if (plus) {
         if (strcmp(plus, "+gptq") != 0) return 0;
@@ -634,9 +642,10 @@ static int run_variant(const options *o, const char *tag, const char *title, con
                      "them at group 32 is nearly lossless by construction: see groups 128 and channel).\n",
                  n_windows, o->stride);
         emit(md, "%zu %s, %zu scored tokens; calibration: %s; classifier %s; activation modes per layer "
-                 "class as the method chose (FPTQ bounds %g/%g).\n\n",
+                 "class as the method chose (FPTQ bounds %g/%g); GPTQ in %s order.\n\n",
              n_windows, o->gguf ? "chunks" : "windows", mt[0].tokens, calib_desc,
-             o->quantize_cls ? "W4A8 too" : "FP32", o->fptq_low, o->fptq_high);
+             o->quantize_cls ? "W4A8 too" : "FP32", o->fptq_low, o->fptq_high,
+             o->gptq_act_order ? "act (static groups)" : "natural");
         if (has_orig) {
             double rel = fabs(fp32_ppl - llama_ppl(&mt[1])) / llama_ppl(&mt[1]);
             emit(md, "FP32 check: variant PPL %.6f, original %.6f, relative difference %.1e (%s), KL %.1e.\n\n",
