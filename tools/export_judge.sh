@@ -31,6 +31,10 @@ done
 BIN=$(sh "$ROOT/tools/llama_cpp.sh")
 renice -n "${NICE:-10}" -p $$ >/dev/null 2>&1 || true
 mkdir -p "$WORK"
+# llama.cpp 0.3.36 crashes (SIGSEGV) at load on CPUs with AMX (Intel Xeon)
+# when it repacks Q4_0 weights, its own files too: there, score unrepacked.
+NO_REPACK=
+grep -qw amx_int8 /proc/cpuinfo 2>/dev/null && NO_REPACK=--no-repack
 say() { echo "[export_judge $(date -u +%H:%M:%S)] $*" >&2; }
 make -C "$ROOT" -s build/llama_w4a8 >&2
 OUT=$WORK/SmolLM2-135M-Instruct.w4a8-%s.gguf
@@ -54,7 +58,7 @@ for m in $(echo "$METHODS" | tr , ' ') rtn-rechosen; do
     if [ -z "$RESUME" ] || [ ! -f "$WORK/kld_$m.log" ]; then
         say "llama-perplexity on $(basename "$(file "$m")") ..."
         OMP_WAIT_POLICY=PASSIVE "$BIN/llama-perplexity" -m "$(file "$m")" -f "$WIKI" -c 512 -t "$THREADS" \
-            --kl-divergence-base "$BASE" --kl-divergence >"$WORK/kld_$m.log.part" 2>&1 ||
+            $NO_REPACK --kl-divergence-base "$BASE" --kl-divergence >"$WORK/kld_$m.log.part" 2>&1 ||
             { tail -5 "$WORK/kld_$m.log.part" >&2; exit 1; }
         mv "$WORK/kld_$m.log.part" "$WORK/kld_$m.log"
     fi
