@@ -1488,9 +1488,13 @@ W4A8_PRIVATE void w4a8__fit_group(const float *w, size_t n, int asymmetric, floa
     *zero = (uint8_t)(*scale > 0.0f ? w4a8__clampf(nearbyintf(-lo / *scale), 0.0f, 15.0f) : 8.0f);
 }
 
+/* The code of w before the clamp to 0..15 (the STE mask needs it). */
+W4A8_PRIVATE float w4a8__code_unclamped(float w, float scale, uint8_t zero) {
+    return (scale != 0.0f ? w4a8__clampf(nearbyintf(w / scale), -16.0f, 16.0f) : 0.0f) + (float)zero;
+}
+
 W4A8_PRIVATE uint8_t w4a8__code(float w, float scale, uint8_t zero) {
-    float q = scale != 0.0f ? w4a8__clampf(nearbyintf(w / scale), -16.0f, 16.0f) : 0.0f;
-    return (uint8_t)w4a8__clampf(q + (float)zero, 0.0f, 15.0f);
+    return (uint8_t)w4a8__clampf(w4a8__code_unclamped(w, scale, zero), 0.0f, 15.0f);
 }
 
 W4A8_IMPL w4a8_status w4a8_quantize_rtn(const float *W, size_t N, size_t K, size_t group_size,
@@ -2026,6 +2030,7 @@ W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4
     size_t m, i, j, mm, bytes;
     unsigned char *b;
     float *Hf;
+    uint16_t *neg16;
     w4a8__had *h;
     w4a8_status st = w4a8_hadamard_order(n, &m);
     if (st != W4A8_OK) return st;
@@ -2050,13 +2055,11 @@ W4A8_PRIVATE w4a8_status w4a8__had_plan(size_t n, uint64_t seed, int inverse, w4
     h->avx512 = kernel == W4A8_KERNEL_AVX512_VNNI && h->p >= 16;
     h->Hm = m > 1 ? Hf : NULL;
     h->neg = b + bytes;
-    h->neg16 = (const uint16_t *)(b + bytes + n + (n & 1)); /* n / 8 bytes at an even offset */
+    neg16 = (uint16_t *)(b + bytes + n + (n & 1)); /* n / 8 bytes at an even offset */
+    h->neg16 = neg16;
     for (i = 0; i < n; i++) b[bytes + i] = (unsigned char)w4a8__had_negate(seed, i);
-    for (i = 0; h->avx512 && i < n; i += 16) {
-        uint16_t k = 0;
-        for (j = 0; j < 16; j++) k |= (uint16_t)(h->neg[i + j] << j);
-        ((uint16_t *)(b + bytes + n + (n & 1)))[i / 16] = k;
-    }
+    for (i = 0; h->avx512 && i < n; i += 16)
+        for (neg16[i / 16] = 0, j = 0; j < 16; j++) neg16[i / 16] |= (uint16_t)(h->neg[i + j] << j);
     h->scale = (float)(1.0 / sqrt((double)n));
     *out = h;
     return W4A8_OK;
@@ -2125,6 +2128,11 @@ W4A8__SIMD_BEGIN
 /* One butterfly level of length len < 16 inside a vector: the partner
    lane's value (swap), then u + v in the lower lanes and u - v in the upper
    ones, as (partner - self) there is exactly u - v. */
+#define W4A8__HAD_LEVEL(a, swapped, upper)                                                                   \
+    do {                                                                                                     \
+        __m512 s_ = (swapped);                                                                               \
+        a = _mm512_mask_blend_ps((__mmask16)(upper), _mm512_add_ps(a, s_), _mm512_sub_ps(s_, a));          \
+    } while (0)
 /* One butterfly between two vectors: u + v, u - v. */
 #define W4A8__HAD_PAIR(u, v)                                                                                 \
     do {                                                                                                     \
@@ -2132,38 +2140,33 @@ W4A8__SIMD_BEGIN
         (u) = _mm512_add_ps(u_, v_);                                                                         \
         (v) = _mm512_sub_ps(u_, v_);                                                                         \
     } while (0)
-#define W4A8__HAD_LEVEL(a, swapped, upper)                                                                   \
-    do {                                                                                                     \
-        __m512 s_ = (swapped);                                                                               \
-        a = _mm512_mask_blend_ps((__mmask16)(upper), _mm512_add_ps(a, s_), _mm512_sub_ps(s_, a));          \
-    } while (0)
+
+/* Floats x[i..i+16): the signs (-x flips the sign bit, lane l negated where
+   mask bit l is set), then lengths 1, 2, 4, 8 inside the vector. */
+W4A8_PRIVATE W4A8__TARGET_AVX512 __m512 w4a8__had_vec_avx512(const w4a8__had *h, const float *x, size_t i) {
+    __m512 a = _mm512_loadu_ps(x + i);
+    if (!h->inverse)
+        a = _mm512_castsi512_ps(_mm512_mask_xor_epi32(_mm512_castps_si512(a), (__mmask16)h->neg16[i / 16],
+                                                      _mm512_castps_si512(a), _mm512_set1_epi32((int)0x80000000u)));
+    W4A8__HAD_LEVEL(a, _mm512_permute_ps(a, 0xB1), 0xAAAA);
+    W4A8__HAD_LEVEL(a, _mm512_permute_ps(a, 0x4E), 0xCCCC);
+    W4A8__HAD_LEVEL(a, _mm512_shuffle_f32x4(a, a, 0xB1), 0xF0F0);
+    W4A8__HAD_LEVEL(a, _mm512_shuffle_f32x4(a, a, 0x4E), 0xFF00);
+    return a;
+}
 
 W4A8_PRIVATE W4A8__TARGET_AVX512 void w4a8__had_row_avx512(const w4a8__had *h, const float *x, float *t,
                                                             float *y) {
     size_t n = h->n, m = h->m, p = h->p, len, i, j, b, jm, im;
     const __m512 scale = _mm512_set1_ps(h->scale);
-    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
-    size_t chunk = p >= 128 ? 128 : 16; /* floats a first pass keeps in registers */
-    for (i = 0; i < n; i += chunk) {
+    size_t chunk = p >= 128 ? 128 : 16; /* floats the first pass keeps in registers */
+    if (chunk == 16)
+        for (i = 0; i < n; i += 16) _mm512_storeu_ps(t + i, w4a8__had_vec_avx512(h, x, i));
+    for (i = 0; chunk == 128 && i < n; i += 128) {
         __m512 a[8];
         int v;
-        /* the signs (-x flips the sign bit), then lengths 1, 2, 4, 8 inside each vector */
-        W4A8__FUNROLL for (v = 0; v < 8; v++) {
-            if (v > 0 && chunk == 16) break;
-            a[v] = _mm512_loadu_ps(x + i + 16 * (size_t)v);
-            if (!h->inverse)
-                a[v] = _mm512_castsi512_ps(_mm512_mask_xor_epi32(
-                    _mm512_castps_si512(a[v]), (__mmask16)h->neg16[i / 16 + (size_t)v], _mm512_castps_si512(a[v]), sign));
-            W4A8__HAD_LEVEL(a[v], _mm512_permute_ps(a[v], 0xB1), 0xAAAA);
-            W4A8__HAD_LEVEL(a[v], _mm512_permute_ps(a[v], 0x4E), 0xCCCC);
-            W4A8__HAD_LEVEL(a[v], _mm512_shuffle_f32x4(a[v], a[v], 0xB1), 0xF0F0);
-            W4A8__HAD_LEVEL(a[v], _mm512_shuffle_f32x4(a[v], a[v], 0x4E), 0xFF00);
-        }
-        if (chunk == 16) {
-            _mm512_storeu_ps(t + i, a[0]);
-            continue;
-        }
-        /* lengths 16, 32, 64 between the 8 vectors of a 128-float chunk */
+        W4A8__FUNROLL for (v = 0; v < 8; v++) a[v] = w4a8__had_vec_avx512(h, x, i + 16 * (size_t)v);
+        /* lengths 16, 32, 64 between the 8 vectors of the chunk */
         W4A8__FUNROLL for (v = 0; v < 8; v++) if ((v & 1) == 0) W4A8__HAD_PAIR(a[v], a[v + 1]);
         W4A8__FUNROLL for (v = 0; v < 8; v++) if ((v & 2) == 0) W4A8__HAD_PAIR(a[v], a[v + 2]);
         W4A8__FUNROLL for (v = 0; v < 4; v++) W4A8__HAD_PAIR(a[v], a[v + 4]);
@@ -2334,8 +2337,7 @@ W4A8_IMPL w4a8_status w4a8_fake_quantize_weights(const float *W, size_t N, size_
             uint8_t zero;
             w4a8__fit_group(w + k0, k1 - k0, asymmetric, &scale, &zero);
             for (k = k0; k < k1; k++) {
-                /* w4a8__code, keeping the value before the final clamp */
-                float q = (scale != 0.0f ? w4a8__clampf(nearbyintf(w[k] / scale), -16.0f, 16.0f) : 0.0f) + (float)zero;
+                float q = w4a8__code_unclamped(w[k], scale, zero);
                 uint8_t code = (uint8_t)w4a8__clampf(q, 0.0f, 15.0f);
                 Wq[(size_t)n * K + k] = scale * (float)((int)code - (int)zero);
                 if (mask) mask[(size_t)n * K + k] = w4a8__ste(ste, q >= 0.0f && q <= 15.0f, w[k]);
