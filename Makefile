@@ -58,10 +58,10 @@ build/w4a8_heatmap: tools/w4a8_heatmap.c $(LLAMA_HDR) w4a8.h tools/output.h | bu
 build/bpe_bench: tools/bpe_bench.c $(LLAMA_HDR) w4a8.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/output.h | build
+build/llama_w4a8: examples/llama_w4a8.c $(LLAMA_HDR) w4a8.h tools/args.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
-build/llama_qat: examples/llama_qat.c $(LLAMA_HDR) w4a8.h tools/output.h | build
+build/llama_qat: examples/llama_qat.c $(LLAMA_HDR) w4a8.h tools/args.h tools/output.h | build
 	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
 
 # End-to-end speed of the engine, beside llama-bench (tools/race.sh).

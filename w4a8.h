@@ -305,6 +305,10 @@ typedef struct w4a8_config {
                                contiguous and inference needs no column index */
     int gptq_static_groups; /* 0: each group's scale is fitted when GPTQ reaches it, from the
                                error-compensated weights; 1: from the original weights, first */
+    int gptq_scale_search;  /* 0: a group's scale from its min and max; 1: the best of 19 steps
+                               around it, each refitted by least squares, for the squared
+                               rounding error weighted by H_jj (what llama.cpp's importance
+                               matrix does for Q4_0; not in the GPTQ paper) */
     float fptq_low;         /* 15: FPTQ keeps a layer with max|x| below this per-tensor static */
     float fptq_high;        /* 150: ... from here on per-token dynamic; in between LAE + static */
     w4a8_kernel kernel;     /* W4A8_KERNEL_AUTO; also picks the float GEMM of GPTQ and AWQ */
@@ -958,6 +962,7 @@ W4A8_IMPL w4a8_status w4a8_config_init(w4a8_config *cfg) {
     cfg->gptq_block = 128;
     cfg->gptq_act_order = 0;
     cfg->gptq_static_groups = 0;
+    cfg->gptq_scale_search = 0;
     cfg->fptq_low = 15.0f;
     cfg->fptq_high = 150.0f;
     cfg->kernel = W4A8_KERNEL_AUTO;
@@ -1495,6 +1500,40 @@ W4A8_PRIVATE float w4a8__code_unclamped(float w, float scale, uint8_t zero) {
 
 W4A8_PRIVATE uint8_t w4a8__code(float w, float scale, uint8_t zero) {
     return (uint8_t)w4a8__clampf(w4a8__code_unclamped(w, scale, zero), 0.0f, 15.0f);
+}
+
+/* w4a8__fit_group for the error sum h_i (w_i - q_i)^2, entries with h_i = 0
+   left out (of the range too): each step t / (1 + j / 80), j = -9 .. 9, of
+   the range fit's t rounds the group, the least-squares step of those codes
+   scores it, the best wins (llama.cpp's make_qx_quants with an importance
+   matrix). j = 0 refitted is no worse than the range fit, and the codes
+   rounded again at the winner no worse than those it was fitted to. */
+W4A8_PRIVATE void w4a8__fit_group_weighted(const float *w, const float *h, size_t n, int asymmetric,
+                                           float *scale, uint8_t *zero) {
+    float range[2] = { 0.0f, 0.0f }, base;
+    double best = 0.0;
+    size_t i;
+    int j;
+    for (i = 0; i < n; i++) {
+        if (!(h[i] > 0.0f)) continue;
+        range[0] = w[i] < range[0] ? w[i] : range[0];
+        range[1] = w[i] > range[1] ? w[i] : range[1];
+    }
+    w4a8__fit_group(range, 2, asymmetric, scale, zero);
+    if ((base = *scale) == 0.0f) return;
+    for (j = -9; j <= 9; j++) {
+        float t = base / (1.0f + (float)j / 80.0f);
+        double swl = 0.0, sll = 0.0;
+        for (i = 0; i < n; i++) {
+            double l = (double)((int)w4a8__code(w[i], t, *zero) - (int)*zero);
+            swl += (double)h[i] * (double)w[i] * l;
+            sll += (double)h[i] * l * l;
+        }
+        if (swl != 0.0 && swl * swl / sll > best) {
+            best = swl * swl / sll;
+            *scale = (float)(swl / sll);
+        }
+    }
 }
 
 W4A8_IMPL w4a8_status w4a8_quantize_rtn(const float *W, size_t N, size_t K, size_t group_size,
@@ -3140,6 +3179,7 @@ W4A8_PRIVATE w4a8_status w4a8__check_config(const w4a8_config *cfg, size_t K) {
     if (cfg->awq_symmetric != 0 && cfg->awq_symmetric != 1) return W4A8_ERR_CONFIG;
     if (cfg->awq_grid < 1 || !(cfg->gptq_damp > 0.0f && cfg->gptq_damp <= 1.0f) || cfg->gptq_block == 0)
         return W4A8_ERR_CONFIG;
+    if (cfg->gptq_scale_search != 0 && cfg->gptq_scale_search != 1) return W4A8_ERR_CONFIG;
     if (!(cfg->fptq_low >= 0.0f && cfg->fptq_low <= cfg->fptq_high) || !w4a8__finite(cfg->fptq_high))
         return W4A8_ERR_CONFIG;
     /* act_order without static groups needs a column index (GPTQ's g_idx). */
@@ -3660,6 +3700,7 @@ typedef struct w4a8__gptq_plan {
     size_t *perm;           /* [K] column quantized at step i (act_order), or NULL */
     unsigned char *dead;    /* [K] 1 where H_jj = 0 */
     float *U;               /* [K][K] upper Cholesky factor of the damped H^-1, in step order */
+    float *hdiag;           /* [K] H_jj in U's units, 0 where dead, for gptq_scale_search; or NULL */
     double lambda, delta;   /* damping: delta = lambda * mean(diag H), in U's units */
     int hexp;               /* U is of H 2^-hexp (mean diag H near 1, so float holds it; GPTQ's
                                codes do not depend on H's scale, its loss does) */
@@ -3670,6 +3711,7 @@ W4A8_PRIVATE void w4a8__gptq_plan_free(w4a8__gptq_plan *p) {
     W4A8_FREE(p->perm);
     W4A8_FREE(p->dead);
     W4A8_FREE(p->U);
+    W4A8_FREE(p->hdiag);
     memset(p, 0, sizeof *p);
 }
 
@@ -3722,7 +3764,9 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
         p->perm = (size_t *)w4a8__alloc(K, sizeof(size_t));
         keys = (w4a8__sort_key *)w4a8__alloc(K, sizeof *keys);
     }
-    if (!p->dead || !A || !w.S || !w.D || !w.gemm || (cfg->gptq_act_order && (!p->perm || !keys)))
+    if (cfg->gptq_scale_search) p->hdiag = (float *)w4a8__alloc(K, sizeof(float));
+    if (!p->dead || !A || !w.S || !w.D || !w.gemm || (cfg->gptq_act_order && (!p->perm || !keys)) ||
+        (cfg->gptq_scale_search && !p->hdiag))
         st = W4A8_ERR_NOMEM;
     for (j = 0; st == W4A8_OK && j < K; j++) {
         double h = w4a8__h(H, K, hscale, s, j, j);
@@ -3742,6 +3786,7 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
         frexp(mean, &p->hexp);
         hscale = ldexp(hscale, -p->hexp);
         mean = ldexp(mean, -p->hexp);
+        for (j = 0; p->hdiag && j < K; j++) p->hdiag[j] = p->dead[j] ? 0.0f : (float)w4a8__h(H, K, hscale, s, j, j);
     }
     if (st == W4A8_OK && keys) {
         qsort(keys, K, sizeof *keys, w4a8__by_decreasing_h);
@@ -3829,6 +3874,10 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *
             for (k0 = 0; fit_first && k0 < K; k0 += G) {
                 size_t k1 = w4a8__min(k0 + G, K), k, gi = (size_t)r * groups + k0 / G;
                 float range[2] = { 0.0f, 0.0f }; /* GPTQ's grid depends on min and max only */
+                if (p->hdiag) {
+                    w4a8__fit_group_weighted(w + k0, p->hdiag + k0, k1 - k0, asym, &scales[gi], &zeros[gi]);
+                    continue;
+                }
                 for (k = k0; k < k1; k++) {
                     float v = p->dead[k] ? 0.0f : w[k];
                     range[0] = v < range[0] ? v : range[0];
@@ -3851,7 +3900,10 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_rows(const w4a8__gptq_plan *p, const float *
                 const float *u = p->U + i * K;
                 float q, err;
                 uint8_t c;
-                if (!fit_first && i % G == 0) {
+                if (!fit_first && i % G == 0 && p->hdiag) /* no act order here: step order is k's */
+                    w4a8__fit_group_weighted(w + i, p->hdiag + i, w4a8__min(i + G, K) - i, asym, &scales[gi],
+                                             &zeros[gi]);
+                else if (!fit_first && i % G == 0) {
                     float range[2] = { 0.0f, 0.0f };
                     for (j = i; j < w4a8__min(i + G, K); j++) {
                         range[0] = w[j] < range[0] ? w[j] : range[0];

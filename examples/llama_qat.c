@@ -20,6 +20,7 @@
 #define W4A8_IMPLEMENTATION
 #include "llama/llama.h"
 #include "llama/train.h"
+#include "../tools/args.h"
 #include "../tools/output.h"
 
 static const char usage[] =
@@ -56,16 +57,6 @@ typedef struct options {
     int resume, threads;
 } options;
 
-static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
-    char *end;
-    unsigned long long v;
-    if (!s || *s < '0' || *s > '9') return 0;
-    v = strtoull(s, &end, 10);
-    if (*end || v < lo || v > hi) return 0;
-    *out = (size_t)v;
-    return 1;
-}
-
 static int parse_args(int argc, char **argv, options *o) {
     int i;
     memset(o, 0, sizeof *o);
@@ -89,18 +80,18 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
-        else if (!strcmp(a, "--seqs") && parse_size(v, 1, 1 << 24, &o->seqs)) {}
-        else if (!strcmp(a, "--len") && parse_size(v, 2, 1 << 20, &o->len)) {}
-        else if (!strcmp(a, "--skip") && parse_size(v, 0, (size_t)-1, &o->skip)) {}
-        else if (!strcmp(a, "--epochs") && parse_size(v, 1, 1 << 20, &o->epochs)) {}
-        else if (!strcmp(a, "--batch") && parse_size(v, 1, 1 << 16, &o->batch)) {}
-        else if (!strcmp(a, "--ckpt-every") && parse_size(v, 1, (size_t)-1, &o->ckpt_every)) {}
-        else if (!strcmp(a, "--seed") && parse_size(v, 0, (size_t)-1, &n)) o->seed = (uint64_t)n;
-        else if (!strcmp(a, "--threads") && parse_size(v, 1, 4096, &n)) o->threads = (int)n;
+        else if (!strcmp(a, "--seqs") && args_size(v, 1, 1 << 24, &o->seqs)) {}
+        else if (!strcmp(a, "--len") && args_size(v, 2, 1 << 20, &o->len)) {}
+        else if (!strcmp(a, "--skip") && args_size(v, 0, (size_t)-1, &o->skip)) {}
+        else if (!strcmp(a, "--epochs") && args_size(v, 1, 1 << 20, &o->epochs)) {}
+        else if (!strcmp(a, "--batch") && args_size(v, 1, 1 << 16, &o->batch)) {}
+        else if (!strcmp(a, "--ckpt-every") && args_size(v, 1, (size_t)-1, &o->ckpt_every)) {}
+        else if (!strcmp(a, "--seed") && args_size(v, 0, (size_t)-1, &n)) o->seed = (uint64_t)n;
+        else if (!strcmp(a, "--threads") && args_size(v, 1, 4096, &n)) o->threads = (int)n;
         else if (!strcmp(a, "--kv") && (!strcmp(v, "0") || ((*v == '8' || *v == '4') && (!v[1] || !strcmp(v + 1, "a")))))
             o->qc.kv_bits = *v - '0', o->qc.kv_asym = v[1] == 'a';
         else if (!strcmp(a, "--group") && !strcmp(v, "channel")) o->qc.group = W4A8_PER_CHANNEL;
-        else if (!strcmp(a, "--group") && parse_size(v, 1, W4A8_MAX_GROUP, &o->qc.group)) {}
+        else if (!strcmp(a, "--group") && args_size(v, 1, W4A8_MAX_GROUP, &o->qc.group)) {}
         else if (!strcmp(a, "--acts") && (!strcmp(v, "on") || !strcmp(v, "off"))) o->qc.acts = !strcmp(v, "on");
         else if (!strcmp(a, "--ste") && (!strcmp(v, "plain") || !strcmp(v, "clip2")))
             o->qc.ste = !strcmp(v, "plain") ? W4A8_STE_PLAIN : W4A8_STE_CLIP2;

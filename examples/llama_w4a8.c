@@ -88,6 +88,7 @@ THE OUTLIER VARIANT
 #define _POSIX_C_SOURCE 200809L /* lstat: ../tools/output.h */
 #define W4A8_IMPLEMENTATION
 #include "llama/llama.h"
+#include "../tools/args.h"
 #include "../tools/output.h"
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -133,6 +134,9 @@ static const char *const usage[2] = {
     "  --gptq-order O      act (default): GPTQ quantizes columns by decreasing H_jj, groups\n"
     "                      fit from the weights first (act order, static groups);\n"
     "                      natural: column order, groups fit as reached (the paper's loop)\n"
+    "  --gptq-scales S     search (default): each group's step the best of 19 for the H_jj-\n"
+    "                      weighted rounding error (as llama.cpp's importance matrix);\n"
+    "                      minmax: from the group's range alone (the paper's)\n"
     "  --calib SRC         generated (default): sequences sampled from the FP32 model\n"
     "                      from BOS; or a text FILE (e.g. wikitext2_test_raw.txt)\n"
     "  --calib-seqs N      calibration sequences of 256 tokens (default 128; GGUF 16)\n"
@@ -184,20 +188,11 @@ typedef struct options {
     size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
     float fptq_low, fptq_high;
     int gptq_act_order;
+    int gptq_scale_search;
     uint64_t seed, rot_seed;
     int act_token, act_tensor, quantize_cls, threads, methods_given, groups_given, variants_given, calib_given;
     int gguf;
 } options;
-
-static int parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
-    char *end;
-    unsigned long long v;
-    if (!s || *s < '0' || *s > '9') return 0;
-    v = strtoull(s, &end, 10);
-    if (*end || v < lo || v > hi) return 0;
-    *out = (size_t)v;
-    return 1;
-}
 
 /* A group size, or "channel": W4A8_MAX_GROUP (one group per row). */
 static int parse_group(const char *s, size_t *out) {
@@ -205,7 +200,7 @@ static int parse_group(const char *s, size_t *out) {
         *out = W4A8_MAX_GROUP;
         return 1;
     }
-    return parse_size(s, 1, W4A8_MAX_GROUP, out);
+    return args_size(s, 1, W4A8_MAX_GROUP, out);
 }
 
 /* "LOW,HIGH" with 0 <= LOW <= HIGH, both finite. */
@@ -226,7 +221,7 @@ static const char *const value_options[] = { "--model",   "--tokenizer", "--text
                                              "--methods", "--group",     "--variants", "--windows",    "--calib-seqs",
                                              "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act",
                                              "--kv",      "--qat",       "--ctx",     "--rot-seed", "--dump-logits",
-                                             "--export",  "--gptq-order" };
+                                             "--export",  "--gptq-order", "--gptq-scales" };
 
 static int takes_value(const char *a) {
     size_t i;
@@ -246,6 +241,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->calib_seqs = 128, o->sample = 48, o->seed = 1, o->ctx = 512, o->rot_seed = 1;
     o->fptq_low = 15.0f, o->fptq_high = 150.0f;
     o->gptq_act_order = 1;
+    o->gptq_scale_search = 1;
     o->act_token = o->act_tensor = 1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -280,16 +276,18 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--variants")) o->variants = v, o->variants_given = 1;
         else if (!strcmp(a, "--kv")) o->kv = v;
         else if (!strcmp(a, "--qat")) o->qat = v;
-        else if (!strcmp(a, "--windows") && parse_size(v, 1, (size_t)-1, &o->windows)) {}
-        else if (!strcmp(a, "--ctx") && parse_size(v, 4, 1 << 20, &o->ctx)) {}
-        else if (!strcmp(a, "--calib-seqs") && parse_size(v, 1, 1 << 20, &o->calib_seqs)) o->calib_given = 1;
-        else if (!strcmp(a, "--sample") && parse_size(v, 0, 1 << 20, &o->sample)) {}
-        else if (!strcmp(a, "--seed") && parse_size(v, 0, (size_t)-1, &n)) o->seed = (uint64_t)n;
-        else if (!strcmp(a, "--rot-seed") && parse_size(v, 1, (size_t)-1, &n)) o->rot_seed = (uint64_t)n;
-        else if (!strcmp(a, "--threads") && parse_size(v, 1, 4096, &n)) o->threads = (int)n;
+        else if (!strcmp(a, "--windows") && args_size(v, 1, (size_t)-1, &o->windows)) {}
+        else if (!strcmp(a, "--ctx") && args_size(v, 4, 1 << 20, &o->ctx)) {}
+        else if (!strcmp(a, "--calib-seqs") && args_size(v, 1, 1 << 20, &o->calib_seqs)) o->calib_given = 1;
+        else if (!strcmp(a, "--sample") && args_size(v, 0, 1 << 20, &o->sample)) {}
+        else if (!strcmp(a, "--seed") && args_size(v, 0, (size_t)-1, &n)) o->seed = (uint64_t)n;
+        else if (!strcmp(a, "--rot-seed") && args_size(v, 1, (size_t)-1, &n)) o->rot_seed = (uint64_t)n;
+        else if (!strcmp(a, "--threads") && args_size(v, 1, 4096, &n)) o->threads = (int)n;
         else if (!strcmp(a, "--fptq-bounds") && parse_bounds(v, &o->fptq_low, &o->fptq_high)) {}
         else if (!strcmp(a, "--gptq-order") && (!strcmp(v, "act") || !strcmp(v, "natural")))
             o->gptq_act_order = !strcmp(v, "act");
+        else if (!strcmp(a, "--gptq-scales") && (!strcmp(v, "search") || !strcmp(v, "minmax")))
+            o->gptq_scale_search = !strcmp(v, "search");
         else if (!strcmp(a, "--act") && (!strcmp(v, "token") || !strcmp(v, "tensor") || !strcmp(v, "both"))) {
             o->act_token = strcmp(v, "tensor") != 0;
             o->act_tensor = strcmp(v, "token") != 0;
@@ -350,6 +348,7 @@ static int parse_method(const char *item, const options *o, size_t group, llama_
     s.group = group;
     s.fptq_low = o->fptq_low, s.fptq_high = o->fptq_high;
     s.gptq_act_order = o->gptq_act_order;
+    s.gptq_scale_search = o->gptq_scale_search;
     plus = strchr(name, '+');
     if (plus) {
         if (strcmp(plus, "+gptq") != 0) return 0;
@@ -642,10 +641,11 @@ static int run_variant(const options *o, const char *tag, const char *title, con
                      "them at group 32 is nearly lossless by construction: see groups 128 and channel).\n",
                  n_windows, o->stride);
         emit(md, "%zu %s, %zu scored tokens; calibration: %s; classifier %s; activation modes per layer "
-                 "class as the method chose (FPTQ bounds %g/%g); GPTQ in %s order.\n\n",
+                 "class as the method chose (FPTQ bounds %g/%g); GPTQ in %s order, its group steps %s.\n\n",
              n_windows, o->gguf ? "chunks" : "windows", mt[0].tokens, calib_desc,
              o->quantize_cls ? "W4A8 too" : "FP32", o->fptq_low, o->fptq_high,
-             o->gptq_act_order ? "act (static groups)" : "natural");
+             o->gptq_act_order ? "act (static groups)" : "natural",
+             o->gptq_scale_search ? "searched (H_jj-weighted)" : "from min and max");
         if (has_orig) {
             double rel = fabs(fp32_ppl - llama_ppl(&mt[1])) / llama_ppl(&mt[1]);
             emit(md, "FP32 check: variant PPL %.6f, original %.6f, relative difference %.1e (%s), KL %.1e.\n\n",
