@@ -23,6 +23,10 @@ for t in 1 2; do
     r=$("$ROOT/build/llama_race" --model "$MODEL" --threads $t --reps "$REPS")
     echo "$r (load $l0 to $(load))"
 done
+# llama.cpp 0.3.36 crashes (SIGSEGV) on CPUs with AMX when it repacks Q4_0
+# weights (tools/export_judge.sh): there, it runs them unrepacked.
+REPACK=
+grep -qw amx_int8 /proc/cpuinfo 2>/dev/null && REPACK="--repack 0"
 l0=$(load)
-"$BIN/llama-bench" -m "$Q4_0" -p 512 -n 128 -t 1,2 -r "$REPS" -o md 2>/dev/null
-echo "llama-bench on $(basename "$Q4_0"), $REPS repetitions (load $l0 to $(load))"
+"$BIN/llama-bench" -m "$Q4_0" -p 512 -n 128 -t 1,2 -r "$REPS" $REPACK -o md 2>/dev/null
+echo "llama-bench on $(basename "$Q4_0"), $REPS repetitions${REPACK:+, $REPACK (AMX CPU)} (load $l0 to $(load))"

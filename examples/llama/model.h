@@ -436,10 +436,15 @@ typedef struct llama_qmodel {
 typedef int (*llama_hook)(void *user, const char *name, int layer, llama_input which, const float *X, size_t T,
                            size_t K);
 
+/* Queries per block of attention scores (the engine's scratch is a block per head). */
+#define LLAMA_ATT_ROWS 64
+
 /* Scratch for up to max_T tokens per call and a KV cache of max_pos positions. */
 typedef struct llama_state {
     size_t max_T, max_pos;
-    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *att;
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2;
+    float *att;             /* [n_heads][att_rows][max_pos]: a block of attention scores per head */
+    size_t att_rows;        /* min(max_T, LLAMA_ATT_ROWS) */
     float *kcache, *vcache; /* [n_layers][max_pos][kv_dim] */
     float *rope;            /* [max_pos][head_size / 2][cos, sin] */
     void *ws;               /* w4a8 workspace, grown on demand */
@@ -478,7 +483,9 @@ LLAMA_API llama_status llama_state_create(const llama_model *m, size_t max_T, si
     s->max_T = max_T, s->max_pos = max_pos;
     s->x = llama__floats(max_T, D), s->xb = llama__floats(max_T, D), s->xb2 = llama__floats(max_T, D);
     s->q = llama__floats(max_T, D), s->k = llama__floats(max_T, kv), s->v = llama__floats(max_T, kv);
-    s->hb = llama__floats(max_T, H), s->hb2 = llama__floats(max_T, H), s->att = llama__floats(max_pos, 1);
+    s->hb = llama__floats(max_T, H), s->hb2 = llama__floats(max_T, H);
+    s->att_rows = max_T < LLAMA_ATT_ROWS ? max_T : LLAMA_ATT_ROWS;
+    s->att = llama__floats(max_pos, (size_t)m->c.n_heads * s->att_rows);
     s->rope = llama__floats(max_pos, hs);
     if (llama__mul((size_t)m->c.n_layers, max_pos, &Lp)) {
         s->kcache = llama__floats(Lp, kv);
@@ -642,29 +649,60 @@ LLAMA_API void llama__kv_load(const llama_model *m, llama_state *s, int l, size_
     *kc = s->kdq, *vc = s->vdq;
 }
 
-/* Causal attention of T queries at positions pos0.. over the cached keys. */
-LLAMA_API void llama__attention(const llama_model *m, llama_state *s, int l, size_t T, size_t pos0) {
+/* Causal attention of T queries at positions pos0.. (q: rows of stride dim)
+   over the keys and values kc, vc of positions 0 .. pos0 + T - 1 (rows of
+   kv_dim), into out (rows of stride dim). Per head and block of up to
+   `rows` queries, the scores are one float GEMM, each row's softmax runs up
+   to its position and zeros the rest, and the probabilities times V are a
+   second GEMM. Zeros add nothing to a float sum and the GEMM sums in one
+   order whatever its shape, so a token gets the same bits alone or in a
+   batch. Query t's probabilities of head h stay in P at
+   (h * rows + t % rows) * ld, ld >= pos0 + T (the trainer keeps them all:
+   rows = T). Heads run in parallel, each on its own block. */
+LLAMA_API llama_status llama__attend(const llama_model *m, const float *q, const float *kc, const float *vc,
+                                     size_t T, size_t pos0, float *out, float *P, size_t rows, size_t ld) {
     size_t hs = m->head_size, kv = m->kv_dim, D = (size_t)m->c.dim, nh = (size_t)m->c.n_heads;
-    size_t group = nh / (size_t)m->c.n_kv_heads, t, h, p, i;
-    const float *kc, *vc;
+    size_t group = nh / (size_t)m->c.n_kv_heads;
     float inv = (float)(1.0 / sqrt((double)hs));
-    llama__kv_load(m, s, l, pos0 + T, &kc, &vc);
-    for (t = 0; t < T; t++)
-        for (h = 0; h < nh; h++) {
-            const float *q = s->q + t * D + h * hs;
-            float *out = s->xb + t * D + h * hs, mx = -FLT_MAX, sum = 0.0f;
-            size_t off = h / group * hs, last = pos0 + t;
-            for (p = 0; p <= last; p++) {
-                s->att[p] = llama__dot(q, kc + p * kv + off, hs) * inv;
-                if (s->att[p] > mx) mx = s->att[p];
+    llama_status st = LLAMA_OK;
+    ptrdiff_t hh;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (hh = 0; hh < (ptrdiff_t)nh; hh++) {
+        size_t h = (size_t)hh, off = h / group * hs, t0, i, p;
+        float *S = P + h * rows * ld;
+        w4a8_status ws = W4A8_OK;
+        for (t0 = 0; t0 < T && ws == W4A8_OK; t0 += rows) {
+            size_t r = T - t0 < rows ? T - t0 : rows, n = pos0 + t0 + r; /* keys the block sees */
+            ws = w4a8_gemm_f32(W4A8_KERNEL_AUTO, r, n, hs, inv, q + t0 * D + h * hs, D, 0, kc + off, kv, 1, 0.0f, S, ld);
+            for (i = 0; i < r && ws == W4A8_OK; i++) {
+                float *row = S + i * ld, mx = -FLT_MAX, sum = 0.0f;
+                size_t last = pos0 + t0 + i;
+                for (p = 0; p <= last; p++) mx = row[p] > mx ? row[p] : mx;
+                for (p = 0; p <= last; p++) sum += row[p] = expf(row[p] - mx);
+                for (p = 0; p <= last; p++) row[p] /= sum;
+                for (; p < n; p++) row[p] = 0.0f;
             }
-            for (p = 0; p <= last; p++) sum += s->att[p] = expf(s->att[p] - mx);
-            for (i = 0; i < hs; i++) out[i] = 0.0f;
-            for (p = 0; p <= last; p++) {
-                float a = s->att[p] / sum;
-                for (i = 0; i < hs; i++) out[i] += a * vc[p * kv + off + i];
-            }
+            if (ws == W4A8_OK)
+                ws = w4a8_gemm_f32(W4A8_KERNEL_AUTO, r, hs, n, 1.0f, S, ld, 0, vc + off, kv, 0, 0.0f,
+                                   out + t0 * D + h * hs, D);
         }
+        if (ws != W4A8_OK) {
+#ifdef _OPENMP
+#pragma omp critical
+#endif
+            st = LLAMA_ERR_NOMEM; /* the shapes are the model's: only the GEMM's packing space can fail */
+        }
+    }
+    return st;
+}
+
+/* Layer l's attention of the state's T queries at pos0.. over its cache. */
+LLAMA_API llama_status llama__attention(const llama_model *m, llama_state *s, int l, size_t T, size_t pos0) {
+    const float *kc, *vc;
+    llama__kv_load(m, s, l, pos0 + T, &kc, &vc);
+    return llama__attend(m, s->q, kc, vc, T, pos0, s->xb, s->att, s->att_rows, s->max_pos);
 }
 
 /* tokens[0..T) at positions pos0..pos0+T-1; logits[T][vocab] or NULL. With
@@ -693,7 +731,7 @@ LLAMA_API llama_status llama_forward(const llama_model *m, const llama_qmodel *q
         llama__rope(s->q, T, D, m->head_size, s->rope, pos0);
         llama__rope(s->k, T, kv, m->head_size, s->rope, pos0);
         if ((st = llama__kv_store(m, s, l, T, pos0)) != LLAMA_OK) break;
-        llama__attention(m, s, l, T, pos0);
+        if ((st = llama__attention(m, s, l, T, pos0)) != LLAMA_OK) break;
         if (llama__call_hook(hook, user, l, LLAMA_IN_WO, s->xb, T, D)) return LLAMA_ERR_HOOK;
         if ((st = llama_linear(m, q, s, l, LLAMA_WO, s->xb, T, s->xb2)) != LLAMA_OK) break;
         for (i = 0; i < T * D; i++) s->x[i] += s->xb2[i];

@@ -175,30 +175,6 @@ LLAMA_API llama_status llama__fq_linear(const llama_fq_model *f, int l, int whic
     return llama__matmul(Y, A, W, T, N, K);
 }
 
-/* llama__attention on the saved (fake-quantized) keys and values, keeping
-   the probabilities P[head][t][p]. */
-LLAMA_API void llama__train_attention(const llama_model *m, llama__saved *s, size_t T, float *att) {
-    size_t hs = m->head_size, kv = m->kv_dim, D = (size_t)m->c.dim, nh = (size_t)m->c.n_heads;
-    size_t group = nh / (size_t)m->c.n_kv_heads, t, h, p, i;
-    float inv = (float)(1.0 / sqrt((double)hs));
-    for (t = 0; t < T; t++)
-        for (h = 0; h < nh; h++) {
-            const float *q = s->q + t * D + h * hs;
-            float *out = s->ao + t * D + h * hs, *P = s->P + (h * T + t) * T, mx = -FLT_MAX, sum = 0.0f;
-            size_t off = h / group * hs;
-            for (p = 0; p <= t; p++) {
-                att[p] = llama__dot(q, s->kq + p * kv + off, hs) * inv;
-                if (att[p] > mx) mx = att[p];
-            }
-            for (p = 0; p <= t; p++) sum += att[p] = expf(att[p] - mx);
-            for (i = 0; i < hs; i++) out[i] = 0.0f;
-            for (p = 0; p <= t; p++) {
-                float a = P[p] = att[p] / sum;
-                for (i = 0; i < hs; i++) out[i] += a * s->vq[p * kv + off + i];
-            }
-        }
-}
-
 /* The student's forward of tokens[0..T) from position 0 into w->logits,
    saving what the backward needs. */
 LLAMA_API llama_status llama_train_forward(const llama_model *m, const llama_fq_model *f, const llama_qat_quant *qc,
@@ -226,8 +202,8 @@ LLAMA_API llama_status llama_train_forward(const llama_model *m, const llama_fq_
         if ((st = llama__fq_kv(m, qc, s->k, T, s->kq, s->mk)) != LLAMA_OK ||
             (st = llama__fq_kv(m, qc, s->v, T, s->vq, s->mv)) != LLAMA_OK)
             break;
-        llama__train_attention(m, s, T, w->dP);
-        if ((st = llama__fq_input(qc, s->ao, T, D, s->a2, s->m2)) != LLAMA_OK ||
+        if ((st = llama__attend(m, s->q, s->kq, s->vq, T, 0, s->ao, s->P, T, T)) != LLAMA_OK ||
+            (st = llama__fq_input(qc, s->ao, T, D, s->a2, s->m2)) != LLAMA_OK ||
             (st = llama__fq_linear(f, l, LLAMA_WO, s->a2, T, s->xm)) != LLAMA_OK)
             break;
         for (i = 0; i < T * D; i++) s->xm[i] = s->x[i] + s->xm[i];
