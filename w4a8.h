@@ -988,8 +988,15 @@ W4A8_IMPL w4a8_status w4a8_config_init(w4a8_config *cfg) {
    (a[k * MR + i]) by a panel of NR columns (b[k * NR + j]), from 0. */
 typedef void (*w4a8__fkern)(size_t kc, const float *a, const float *b, float *acc);
 
+/* C rows [0, M), M <= W4A8__GEMV_M, by columns [n0, n1) of op(A) op(B)
+   (w4a8__fgemm's arguments): the small-M products, B never packed. */
+typedef void (*w4a8__fgemv)(size_t M, size_t n0, size_t n1, size_t K, float alpha, const float *A, size_t lda,
+                            int trans_a, const float *B, size_t ldb, int trans_b, float beta, float *C, size_t ldc);
+#define W4A8__GEMV_M 4
+
 typedef struct w4a8__fisa {
     w4a8__fkern kern;
+    w4a8__fgemv gemv;       /* or NULL: the GEMM takes every M */
     size_t mr, nr;
     int blas;               /* 1: W4A8_SGEMM does the work */
 } w4a8__fisa;
@@ -1000,6 +1007,26 @@ W4A8_PRIVATE void w4a8__fkern_scalar(size_t kc, const float *a, const float *b, 
     for (k = 0; k < kc; k++)
         for (i = 0; i < 4; i++)
             for (j = 0; j < 8; j++) acc[i * 8 + j] = fmaf(a[k * 4 + i], b[k * 8 + j], acc[i * 8 + j]);
+}
+
+/* The one place a block's sum reaches C: separate roundings, every kernel. */
+W4A8_PRIVATE void w4a8__fgemm_store(float *C, size_t ldc, size_t rows, size_t cols, const float *acc, size_t nr,
+                                    float alpha, float beta, int first) {
+    size_t i, j;
+    for (i = 0; i < rows; i++) {
+        float *c = C + i * ldc;
+        const float *a = acc + i * nr;
+        if (first && beta == 0.0f) {
+            W4A8__OMP_SIMD
+            for (j = 0; j < cols; j++) c[j] = 0.0f + alpha * a[j];
+        } else if (first) {
+            W4A8__OMP_SIMD
+            for (j = 0; j < cols; j++) c[j] = beta * c[j] + alpha * a[j];
+        } else {
+            W4A8__OMP_SIMD
+            for (j = 0; j < cols; j++) c[j] = c[j] + alpha * a[j];
+        }
+    }
 }
 
 W4A8__SIMD_BEGIN
@@ -1030,8 +1057,73 @@ W4A8_PRIVATE __attribute__((target("avx2,fma"))) void w4a8__fkern_avx2(size_t kc
         _mm256_storeu_ps(acc + i * 16 + 8, c[i][1]);
     }
 }
+/* The small-M product (w4a8__fgemv): outputs in lanes, 8 at a time, each
+   lane the micro-kernels' fused chain over k from 0 in blocks of KC and
+   the same store, so the bits are the GEMM's; no packing pass over B and no
+   MR rows of zeros (M = 1 had run at a sixth of the kernel). op(B)'s rows
+   are loaded as they lie (trans_b 0) or B's 8 x 8 blocks transposed. */
+W4A8_PRIVATE __attribute__((target("avx2,fma"))) void w4a8__fgemv_avx2(size_t M, size_t n0, size_t n1, size_t K,
+                                                                      float alpha, const float *A, size_t lda,
+                                                                      int trans_a, const float *B, size_t ldb,
+                                                                      int trans_b, float beta, float *C, size_t ldc) {
+    static const int ramp[16] = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
+    float acc[W4A8__GEMV_M * 8];
+    size_t n, pc, k;
+    int m, j;
+    for (n = n0; n < n1; n += 8) {
+        size_t cols = w4a8__min(8, n1 - n);
+        __m256i live = _mm256_loadu_si256((const __m256i *)(const void *)(ramp + 8 - cols));
+        for (pc = 0; pc < K; pc += W4A8__KC) {
+            size_t k1 = pc + w4a8__min(W4A8__KC, K - pc);
+            __m256 c[W4A8__GEMV_M];
+            W4A8__FUNROLL for (m = 0; m < W4A8__GEMV_M; m++) c[m] = _mm256_setzero_ps();
+            for (k = pc; k < k1; k += 8) {
+                size_t kn = w4a8__min(8, k1 - k);
+                __m256 b[8];
+                if (trans_b) { /* B's rows n.., columns k..: an 8 x 8 block, transposed */
+                    __m256i kl = _mm256_loadu_si256((const __m256i *)(const void *)(ramp + 8 - kn));
+                    __m256 t[8];
+                    W4A8__FUNROLL for (j = 0; j < 8; j++) {
+                        b[j] = (size_t)j < cols ? _mm256_maskload_ps(B + (n + (size_t)j) * ldb + k, kl) : _mm256_setzero_ps();
+                        if (n + 16 + (size_t)j < n1) _mm_prefetch((const char *)(B + (n + 16 + (size_t)j) * ldb + k), _MM_HINT_T0);
+                    }
+                    W4A8__FUNROLL for (j = 0; j < 8; j += 2) {
+                        t[j] = _mm256_unpacklo_ps(b[j], b[j + 1]);
+                        t[j + 1] = _mm256_unpackhi_ps(b[j], b[j + 1]);
+                    }
+                    W4A8__FUNROLL for (j = 0; j < 8; j += 4) {
+                        b[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
+                        b[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
+                        b[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+                        b[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
+                    }
+                    W4A8__FUNROLL for (j = 0; j < 4; j++) {
+                        t[j] = _mm256_permute2f128_ps(b[j], b[j + 4], 0x20);
+                        t[j + 4] = _mm256_permute2f128_ps(b[j], b[j + 4], 0x31);
+                    }
+                    W4A8__FUNROLL for (j = 0; j < 8; j++) b[j] = t[j];
+                } else {
+                    W4A8__FUNROLL for (j = 0; j < 8; j++)
+                        b[j] = (size_t)j < kn ? _mm256_maskload_ps(B + (k + (size_t)j) * ldb + n, live) : _mm256_setzero_ps();
+                }
+                W4A8__FUNROLL for (j = 0; j < 8; j++) {
+                    if ((size_t)j >= kn) break;
+                    W4A8__FUNROLL for (m = 0; m < W4A8__GEMV_M; m++) {
+                        size_t i = (size_t)m, kk = k + (size_t)j;
+                        if (i >= M) break;
+                        c[m] = _mm256_fmadd_ps(_mm256_set1_ps(trans_a ? A[kk * lda + i] : A[i * lda + kk]), b[j], c[m]);
+                    }
+                }
+            }
+            W4A8__FUNROLL for (m = 0; m < W4A8__GEMV_M; m++) _mm256_storeu_ps(acc + m * 8, c[m]);
+            w4a8__fgemm_store(C + n, ldc, M, cols, acc, 8, alpha, beta, pc == 0);
+        }
+    }
+}
 #endif
 #ifdef W4A8__AVX512
+W4A8_PRIVATE __mmask16 w4a8__mask16(size_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
 /* 12 x 32: 24 accumulators of the 32 registers. */
 W4A8_PRIVATE __attribute__((target("avx512f"))) void w4a8__fkern_avx512(size_t kc, const float *a, const float *b,
                                                                         float *acc) {
@@ -1050,6 +1142,74 @@ W4A8_PRIVATE __attribute__((target("avx512f"))) void w4a8__fkern_avx512(size_t k
     W4A8__FUNROLL for (i = 0; i < 12; i++) {
         _mm512_storeu_ps(acc + i * 32, c[i][0]);
         _mm512_storeu_ps(acc + i * 32 + 16, c[i][1]);
+    }
+}
+/* w4a8__fgemv_avx2 in 16 lanes (16 x 16 blocks). */
+W4A8_PRIVATE __attribute__((target("avx512f"))) void w4a8__fgemv_avx512(size_t M, size_t n0, size_t n1, size_t K,
+                                                                        float alpha, const float *A, size_t lda,
+                                                                        int trans_a, const float *B, size_t ldb,
+                                                                        int trans_b, float beta, float *C,
+                                                                        size_t ldc) {
+    float acc[W4A8__GEMV_M * 16];
+    size_t n, pc, k;
+    int m, j;
+    for (n = n0; n < n1; n += 16) {
+        size_t cols = w4a8__min(16, n1 - n);
+        __mmask16 live = w4a8__mask16(cols);
+        for (pc = 0; pc < K; pc += W4A8__KC) {
+            size_t k1 = pc + w4a8__min(W4A8__KC, K - pc);
+            __m512 c[W4A8__GEMV_M];
+            W4A8__FUNROLL for (m = 0; m < W4A8__GEMV_M; m++) c[m] = _mm512_setzero_ps();
+            for (k = pc; k < k1; k += 16) {
+                size_t kn = w4a8__min(16, k1 - k);
+                __m512 b[16];
+                if (trans_b) { /* B's rows n.., columns k..: a 16 x 16 block, transposed; the rows
+                                  two blocks on prefetched (short row runs defeat the prefetcher) */
+                    __mmask16 kl = w4a8__mask16(kn);
+                    __m512 t[16];
+                    W4A8__FUNROLL for (j = 0; j < 16; j++) {
+                        b[j] = (size_t)j < cols ? _mm512_maskz_loadu_ps(kl, B + (n + (size_t)j) * ldb + k) : _mm512_setzero_ps();
+                        if (n + 32 + (size_t)j < n1) _mm_prefetch((const char *)(B + (n + 32 + (size_t)j) * ldb + k), _MM_HINT_T0);
+                    }
+                    W4A8__FUNROLL for (j = 0; j < 16; j += 2) {
+                        t[j] = _mm512_unpacklo_ps(b[j], b[j + 1]);
+                        t[j + 1] = _mm512_unpackhi_ps(b[j], b[j + 1]);
+                    }
+                    /* b[4g + c]: column 4L + c of rows 4g.. in 128-bit lane L */
+                    W4A8__FUNROLL for (j = 0; j < 16; j += 4) {
+                        b[j] = _mm512_shuffle_ps(t[j], t[j + 2], 0x44);
+                        b[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], 0xEE);
+                        b[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+                        b[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
+                    }
+                    W4A8__FUNROLL for (j = 0; j < 4; j++) {
+                        t[j] = _mm512_shuffle_f32x4(b[j], b[j + 4], 0x88);      /* columns j, 8 + j: rows 0-7 */
+                        t[j + 4] = _mm512_shuffle_f32x4(b[j], b[j + 4], 0xDD);  /* 4 + j, 12 + j */
+                        t[j + 8] = _mm512_shuffle_f32x4(b[j + 8], b[j + 12], 0x88);  /* rows 8-15 */
+                        t[j + 12] = _mm512_shuffle_f32x4(b[j + 8], b[j + 12], 0xDD);
+                    }
+                    W4A8__FUNROLL for (j = 0; j < 4; j++) {
+                        b[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+                        b[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xDD);
+                        b[j + 4] = _mm512_shuffle_f32x4(t[j + 4], t[j + 12], 0x88);
+                        b[j + 12] = _mm512_shuffle_f32x4(t[j + 4], t[j + 12], 0xDD);
+                    }
+                } else {
+                    W4A8__FUNROLL for (j = 0; j < 16; j++)
+                        b[j] = (size_t)j < kn ? _mm512_maskz_loadu_ps(live, B + (k + (size_t)j) * ldb + n) : _mm512_setzero_ps();
+                }
+                W4A8__FUNROLL for (j = 0; j < 16; j++) {
+                    if ((size_t)j >= kn) break;
+                    W4A8__FUNROLL for (m = 0; m < W4A8__GEMV_M; m++) {
+                        size_t i = (size_t)m, kk = k + (size_t)j;
+                        if (i >= M) break;
+                        c[m] = _mm512_fmadd_ps(_mm512_set1_ps(trans_a ? A[kk * lda + i] : A[i * lda + kk]), b[j], c[m]);
+                    }
+                }
+            }
+            W4A8__FUNROLL for (m = 0; m < W4A8__GEMV_M; m++) _mm512_storeu_ps(acc + m * 16, c[m]);
+            w4a8__fgemm_store(C + n, ldc, M, cols, acc, 16, alpha, beta, pc == 0);
+        }
     }
 }
 #endif
@@ -1079,6 +1239,7 @@ W4A8_PRIVATE w4a8_status w4a8__fisa_of(w4a8_kernel want, w4a8__fisa *isa) {
     w4a8_status st = w4a8_kernel_resolve(want, &k);
     if (st != W4A8_OK) return st;
     isa->kern = w4a8__fkern_scalar;
+    isa->gemv = NULL;
     isa->mr = 4;
     isa->nr = 8;
     isa->blas = 0;
@@ -1088,6 +1249,7 @@ W4A8_PRIVATE w4a8_status w4a8__fisa_of(w4a8_kernel want, w4a8__fisa *isa) {
 #ifdef W4A8__AVX512
     if (k == W4A8_KERNEL_AVX512_VNNI) {
         isa->kern = w4a8__fkern_avx512;
+        isa->gemv = w4a8__fgemv_avx512;
         isa->mr = 12;
         isa->nr = 32;
         return W4A8_OK;
@@ -1097,6 +1259,7 @@ W4A8_PRIVATE w4a8_status w4a8__fisa_of(w4a8_kernel want, w4a8__fisa *isa) {
     if (k == W4A8_KERNEL_AVX2 || k == W4A8_KERNEL_AVX_VNNI) {
         if (!__builtin_cpu_supports("fma")) return want == W4A8_KERNEL_AUTO ? W4A8_OK : W4A8_ERR_UNSUPPORTED;
         isa->kern = w4a8__fkern_avx2;
+        isa->gemv = w4a8__fgemv_avx2;
         isa->mr = 6;
         isa->nr = 16;
         return W4A8_OK;
@@ -1149,26 +1312,6 @@ W4A8_PRIVATE void w4a8__pack_b(const float *B, size_t ldb, int trans, size_t j0,
         else
             for (j = 0; j < cols; j++) dst[j] = b[k * ldb + j];
         for (; j < nr; j++) dst[j] = 0.0f;
-    }
-}
-
-/* The one place a block's sum reaches C: separate roundings, every kernel. */
-W4A8_PRIVATE void w4a8__fgemm_store(float *C, size_t ldc, size_t rows, size_t cols, const float *acc, size_t nr,
-                                    float alpha, float beta, int first) {
-    size_t i, j;
-    for (i = 0; i < rows; i++) {
-        float *c = C + i * ldc;
-        const float *a = acc + i * nr;
-        if (first && beta == 0.0f) {
-            W4A8__OMP_SIMD
-            for (j = 0; j < cols; j++) c[j] = 0.0f + alpha * a[j];
-        } else if (first) {
-            W4A8__OMP_SIMD
-            for (j = 0; j < cols; j++) c[j] = beta * c[j] + alpha * a[j];
-        } else {
-            W4A8__OMP_SIMD
-            for (j = 0; j < cols; j++) c[j] = c[j] + alpha * a[j];
-        }
     }
 }
 
@@ -1236,6 +1379,17 @@ W4A8_PRIVATE void w4a8__fgemm(const w4a8__fisa *isa, float *ws, size_t M, size_t
 #endif
     /* a fork costs microseconds: small products stay on one thread */
     if ((double)M * (double)N * (double)K < 1e6) slots = 1;
+    if (isa->gemv && M <= W4A8__GEMV_M) {
+        size_t per = ((N + 63) / 64 + (size_t)slots - 1) / (size_t)slots * 64; /* columns a thread, by 64 */
+        ptrdiff_t t;
+        W4A8__OMP_FOR_IF(slots > 1)
+        for (t = 0; t < slots; t++) {
+            size_t lo = w4a8__min(per * (size_t)t, N);
+            if (lo < w4a8__min(lo + per, N))
+                isa->gemv(M, lo, w4a8__min(lo + per, N), K, alpha, A, lda, trans_a, B, ldb, trans_b, beta, C, ldc);
+        }
+        return;
+    }
 #ifdef _OPENMP
 #pragma omp parallel num_threads(slots) if (slots > 1)
 #endif
@@ -1686,8 +1840,6 @@ typedef struct w4a8__act_isa {
 W4A8__SIMD_BEGIN
 #ifdef W4A8__AVX512
 /* Lanes [0, n) of 16, or all of them. */
-W4A8_PRIVATE __mmask16 w4a8__mask16(size_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
-
 W4A8_PRIVATE W4A8__TARGET_AVX512 size_t w4a8__scan_avx512(const float *x, const float *inv_smooth, size_t K,
                                                           float *amax, int *bad) {
     const __m512i exp = _mm512_set1_epi32(0x7f800000);

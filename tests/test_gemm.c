@@ -29,9 +29,12 @@ static float op_b(const float *B, size_t ldb, int t, size_t k, size_t j) { retur
    K across the 256-block boundary), alpha and beta: |C - exact| <= (K + 2)
    eps sum_k |a_ik b_kj| + |beta c| eps, the bound of K fused additions and
    the epilogue's two roundings. Then each kernel this machine runs gives
-   the scalar kernel's bits: all sum with fused multiply-adds in one order. */
+   the scalar kernel's bits: all sum with fused multiply-adds in one order,
+   M <= 4 too, where AVX2 and AVX-512 take their own path (no packing). */
 static void test_gemm_bound_and_kernels(void) {
-    static const size_t shapes[][3] = { { 1, 1, 1 }, { 7, 5, 3 }, { 13, 37, 300 }, { 50, 70, 513 }, { 250, 33, 64 } };
+    static const size_t shapes[][3] = { { 1, 1, 1 },     { 7, 5, 3 },    { 13, 37, 300 },  { 50, 70, 513 },
+                                        { 250, 33, 64 }, { 1, 70, 300 }, { 2, 17, 40 },    { 3, 131, 513 },
+                                        { 4, 64, 257 },  { 5, 9, 7 } };
     size_t si, i, j, k;
     for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         size_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
