@@ -305,10 +305,12 @@ typedef struct w4a8_config {
                                contiguous and inference needs no column index */
     int gptq_static_groups; /* 0: each group's scale is fitted when GPTQ reaches it, from the
                                error-compensated weights; 1: from the original weights, first */
-    int gptq_scale_search;  /* 0: a group's scale from its min and max; 1: the best of 19 steps
-                               around it, each refitted by least squares, for the squared
-                               rounding error weighted by H_jj (what llama.cpp's importance
-                               matrix does for Q4_0; not in the GPTQ paper) */
+    int scale_search;       /* 0: a group's step from its min and max; 1: the best of 19 steps
+                               around it for the squared rounding error weighted by the input's
+                               H_jj (equal weights when the calibration has no Hessian), each
+                               refitted by least squares, as llama.cpp's importance matrix does
+                               for Q4_0: in the RTN and GPTQ weight steps of every method (AWQ's
+                               asymmetric grid keeps its own); in no paper's method */
     float fptq_low;         /* 15: FPTQ keeps a layer with max|x| below this per-tensor static */
     float fptq_high;        /* 150: ... from here on per-token dynamic; in between LAE + static */
     w4a8_kernel kernel;     /* W4A8_KERNEL_AUTO; also picks the float GEMM of GPTQ and AWQ */
@@ -537,6 +539,12 @@ W4A8_API w4a8_status w4a8_quantize_linears(const w4a8_linear *linears, size_t co
    zeros [N][ceil(K/G)]. */
 W4A8_API w4a8_status w4a8_quantize_rtn(const float *W, size_t N, size_t K, size_t group_size,
                                        int asymmetric, uint8_t *codes, float *scales, uint8_t *zeros);
+/* RTN with each group's step searched (cfg.scale_search) for the squared
+   error weighted by h[K] (finite, >= 0: each input's importance, e.g. H_jj;
+   NULL for equal weights). Columns of weight 0 do not count. */
+W4A8_API w4a8_status w4a8_quantize_rtn_search(const float *W, size_t N, size_t K, size_t group_size,
+                                              int asymmetric, const float *h, uint8_t *codes, float *scales,
+                                              uint8_t *zeros);
 /* W[n][k] = scale * (code - zero). */
 W4A8_API w4a8_status w4a8_dequantize(const uint8_t *codes, const float *scales, const uint8_t *zeros,
                                      size_t N, size_t K, size_t group_size, float *W);
@@ -962,7 +970,7 @@ W4A8_IMPL w4a8_status w4a8_config_init(w4a8_config *cfg) {
     cfg->gptq_block = 128;
     cfg->gptq_act_order = 0;
     cfg->gptq_static_groups = 0;
-    cfg->gptq_scale_search = 0;
+    cfg->scale_search = 0;
     cfg->fptq_low = 15.0f;
     cfg->fptq_high = 150.0f;
     cfg->kernel = W4A8_KERNEL_AUTO;
@@ -1656,8 +1664,8 @@ W4A8_PRIVATE uint8_t w4a8__code(float w, float scale, uint8_t zero) {
     return (uint8_t)w4a8__clampf(w4a8__code_unclamped(w, scale, zero), 0.0f, 15.0f);
 }
 
-/* w4a8__fit_group for the error sum h_i (w_i - q_i)^2, entries with h_i = 0
-   left out (of the range too): each step t / (1 + j / 80), j = -9 .. 9, of
+/* w4a8__fit_group for the error sum h_i (w_i - q_i)^2 (h NULL: all 1),
+   entries with h_i = 0 left out (of the range too): each step t / (1 + j / 80), j = -9 .. 9, of
    the range fit's t rounds the group, the least-squares step of those codes
    scores it, the best wins (llama.cpp's make_qx_quants with an importance
    matrix). j = 0 refitted is no worse than the range fit, and the codes
@@ -1669,7 +1677,7 @@ W4A8_PRIVATE void w4a8__fit_group_weighted(const float *w, const float *h, size_
     size_t i;
     int j;
     for (i = 0; i < n; i++) {
-        if (!(h[i] > 0.0f)) continue;
+        if (h && !(h[i] > 0.0f)) continue;
         range[0] = w[i] < range[0] ? w[i] : range[0];
         range[1] = w[i] > range[1] ? w[i] : range[1];
     }
@@ -1680,8 +1688,9 @@ W4A8_PRIVATE void w4a8__fit_group_weighted(const float *w, const float *h, size_
         double swl = 0.0, sll = 0.0;
         for (i = 0; i < n; i++) {
             double l = (double)((int)w4a8__code(w[i], t, *zero) - (int)*zero);
-            swl += (double)h[i] * (double)w[i] * l;
-            sll += (double)h[i] * l * l;
+            double hi = h ? (double)h[i] : 1.0;
+            swl += hi * (double)w[i] * l;
+            sll += hi * l * l;
         }
         if (swl != 0.0 && swl * swl / sll > best) {
             best = swl * swl / sll;
@@ -1690,27 +1699,44 @@ W4A8_PRIVATE void w4a8__fit_group_weighted(const float *w, const float *h, size_
     }
 }
 
-W4A8_IMPL w4a8_status w4a8_quantize_rtn(const float *W, size_t N, size_t K, size_t group_size,
-                                        int asymmetric, uint8_t *codes, float *scales, uint8_t *zeros) {
-    size_t G, groups;
+/* RTN, each group fitted by its range or (search) by the h-weighted search. */
+W4A8_PRIVATE w4a8_status w4a8__rtn(const float *W, size_t N, size_t K, size_t group_size, int asymmetric,
+                                   int search, const float *h, uint8_t *codes, float *scales, uint8_t *zeros) {
+    size_t G, groups, k;
     ptrdiff_t n;
     w4a8_status st;
     if (!W || !codes || !scales || !zeros) return W4A8_ERR_NULL_ARG;
     if ((st = w4a8__check_shape(N, K, group_size)) != W4A8_OK) return st;
-    if (!w4a8__all_finite(W, N * K)) return W4A8_ERR_NONFINITE;
+    if (!w4a8__all_finite(W, N * K) || (h && !w4a8__all_finite(h, K))) return W4A8_ERR_NONFINITE;
+    for (k = 0; h && k < K; k++)
+        if (h[k] < 0.0f) return W4A8_ERR_CONFIG;
     G = w4a8__group_len(K, group_size);
     groups = (K + G - 1) / G;
     W4A8__OMP_FOR
     for (n = 0; n < (ptrdiff_t)N; n++) {
-        size_t g, k;
+        const float *w = W + (size_t)n * K;
+        size_t g, j;
         for (g = 0; g < groups; g++) {
             size_t k0 = g * G, k1 = k0 + G < K ? k0 + G : K, gi = (size_t)n * groups + g;
-            const float *w = W + (size_t)n * K;
-            w4a8__fit_group(w + k0, k1 - k0, asymmetric, &scales[gi], &zeros[gi]);
-            for (k = k0; k < k1; k++) codes[(size_t)n * K + k] = w4a8__code(w[k], scales[gi], zeros[gi]);
+            if (search)
+                w4a8__fit_group_weighted(w + k0, h ? h + k0 : NULL, k1 - k0, asymmetric, &scales[gi], &zeros[gi]);
+            else
+                w4a8__fit_group(w + k0, k1 - k0, asymmetric, &scales[gi], &zeros[gi]);
+            for (j = k0; j < k1; j++) codes[(size_t)n * K + j] = w4a8__code(w[j], scales[gi], zeros[gi]);
         }
     }
     return W4A8_OK;
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_rtn(const float *W, size_t N, size_t K, size_t group_size,
+                                        int asymmetric, uint8_t *codes, float *scales, uint8_t *zeros) {
+    return w4a8__rtn(W, N, K, group_size, asymmetric, 0, NULL, codes, scales, zeros);
+}
+
+W4A8_IMPL w4a8_status w4a8_quantize_rtn_search(const float *W, size_t N, size_t K, size_t group_size,
+                                               int asymmetric, const float *h, uint8_t *codes, float *scales,
+                                               uint8_t *zeros) {
+    return w4a8__rtn(W, N, K, group_size, asymmetric, 1, h, codes, scales, zeros);
 }
 
 W4A8_IMPL w4a8_status w4a8_dequantize(const uint8_t *codes, const float *scales, const uint8_t *zeros,
@@ -3331,7 +3357,7 @@ W4A8_PRIVATE w4a8_status w4a8__check_config(const w4a8_config *cfg, size_t K) {
     if (cfg->awq_symmetric != 0 && cfg->awq_symmetric != 1) return W4A8_ERR_CONFIG;
     if (cfg->awq_grid < 1 || !(cfg->gptq_damp > 0.0f && cfg->gptq_damp <= 1.0f) || cfg->gptq_block == 0)
         return W4A8_ERR_CONFIG;
-    if (cfg->gptq_scale_search != 0 && cfg->gptq_scale_search != 1) return W4A8_ERR_CONFIG;
+    if (cfg->scale_search != 0 && cfg->scale_search != 1) return W4A8_ERR_CONFIG;
     if (!(cfg->fptq_low >= 0.0f && cfg->fptq_low <= cfg->fptq_high) || !w4a8__finite(cfg->fptq_high))
         return W4A8_ERR_CONFIG;
     /* act_order without static groups needs a column index (GPTQ's g_idx). */
@@ -3852,7 +3878,7 @@ typedef struct w4a8__gptq_plan {
     size_t *perm;           /* [K] column quantized at step i (act_order), or NULL */
     unsigned char *dead;    /* [K] 1 where H_jj = 0 */
     float *U;               /* [K][K] upper Cholesky factor of the damped H^-1, in step order */
-    float *hdiag;           /* [K] H_jj in U's units, 0 where dead, for gptq_scale_search; or NULL */
+    float *hdiag;           /* [K] H_jj in U's units, 0 where dead, for scale_search; or NULL */
     double lambda, delta;   /* damping: delta = lambda * mean(diag H), in U's units */
     int hexp;               /* U is of H 2^-hexp (mean diag H near 1, so float holds it; GPTQ's
                                codes do not depend on H's scale, its loss does) */
@@ -3916,9 +3942,9 @@ W4A8_PRIVATE w4a8_status w4a8__gptq_plan_make(const double *H, double hscale, si
         p->perm = (size_t *)w4a8__alloc(K, sizeof(size_t));
         keys = (w4a8__sort_key *)w4a8__alloc(K, sizeof *keys);
     }
-    if (cfg->gptq_scale_search) p->hdiag = (float *)w4a8__alloc(K, sizeof(float));
+    if (cfg->scale_search) p->hdiag = (float *)w4a8__alloc(K, sizeof(float));
     if (!p->dead || !A || !w.S || !w.D || !w.gemm || (cfg->gptq_act_order && (!p->perm || !keys)) ||
-        (cfg->gptq_scale_search && !p->hdiag))
+        (cfg->scale_search && !p->hdiag))
         st = W4A8_ERR_NOMEM;
     for (j = 0; st == W4A8_OK && j < K; j++) {
         double h = w4a8__h(H, K, hscale, s, j, j);
@@ -4316,7 +4342,7 @@ W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, size_t li, w4a8_method m,
     const w4a8_calib *calib = job->calib;
     const w4a8_linear *lin = &job->lin[li];
     size_t K = job->K, N = lin->N, G = w4a8__group_len(K, cfg->group_size), k, n;
-    float *Ws = NULL, *Xs = NULL;
+    float *Ws = NULL, *Xs = NULL, *h = NULL;
     const float *Wq = lin->W;
     int awq_zeros = m == W4A8_METHOD_AWQ && !cfg->awq_symmetric;
     w4a8_status st = W4A8_OK;
@@ -4346,15 +4372,30 @@ W4A8_PRIVATE w4a8_status w4a8__weights(w4a8__job *job, size_t li, w4a8_method m,
         }
         if (st == W4A8_OK) w4a8__clip_apply(Ws, N, K, G, job->clip[li], Ws);
     }
+    if (st == W4A8_OK && !plan && !awq_zeros && cfg->scale_search && calib && calib->xtx) {
+        /* the inputs' importance: H_jj of X / s, over its largest (floats hold it) */
+        double *d = (double *)w4a8__alloc(K, sizeof(double)), top = 0.0;
+        size_t t;
+        if (!(h = (float *)w4a8__alloc(K, sizeof(float))) || !d) st = W4A8_ERR_NOMEM;
+        for (k = 0; st == W4A8_OK && k < K; k++) {
+            d[k] = calib->xtx[k * K + k];
+            for (t = 0; t < calib->pending_rows; t++) d[k] += (double)calib->pending[t * K + k] * calib->pending[t * K + k];
+            if (s) d[k] /= (double)s[k] * (double)s[k];
+            top = d[k] > top ? d[k] : top;
+        }
+        for (k = 0; st == W4A8_OK && k < K; k++) h[k] = top > 0.0 ? (float)(d[k] / top) : 1.0f;
+        W4A8_FREE(d);
+    }
     if (st == W4A8_OK) {
         if (plan) st = w4a8__gptq_rows(plan, Wq, N, cfg, awq_zeros || cfg->asymmetric, codes, scales, zeros,
                                        gptq_loss, &job->prog);
         else if (awq_zeros) st = w4a8_quantize_rtn_awq(Wq, N, K, cfg->group_size, codes, scales, zeros);
-        else st = w4a8_quantize_rtn(Wq, N, K, cfg->group_size, cfg->asymmetric, codes, scales, zeros);
+        else st = w4a8__rtn(Wq, N, K, cfg->group_size, cfg->asymmetric, cfg->scale_search, h, codes, scales, zeros);
         if (!plan) w4a8__progress_step(&job->prog, 1);
     }
     W4A8_FREE(Ws);
     W4A8_FREE(Xs);
+    W4A8_FREE(h);
     return st;
 }
 

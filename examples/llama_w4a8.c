@@ -134,9 +134,10 @@ static const char *const usage[2] = {
     "  --gptq-order O      act (default): GPTQ quantizes columns by decreasing H_jj, groups\n"
     "                      fit from the weights first (act order, static groups);\n"
     "                      natural: column order, groups fit as reached (the paper's loop)\n"
-    "  --gptq-scales S     search (default): each group's step the best of 19 for the H_jj-\n"
-    "                      weighted rounding error (as llama.cpp's importance matrix);\n"
-    "                      minmax: from the group's range alone (the paper's)\n"
+    "  --scales S          gptq (default): GPTQ's group steps searched, the best of 19 for\n"
+    "                      the H_jj-weighted rounding error (llama.cpp's importance matrix);\n"
+    "                      all: every method's RTN weight step too; minmax: from each\n"
+    "                      group's range alone (the papers')\n"
     "  --calib SRC         generated (default): sequences sampled from the FP32 model\n"
     "                      from BOS; or a text FILE (e.g. wikitext2_test_raw.txt)\n"
     "  --calib-seqs N      calibration sequences of 256 tokens (default 128; GGUF 16)\n"
@@ -188,7 +189,7 @@ typedef struct options {
     size_t stride, first; /* the protocol: chunks of stride tokens, predictions from first scored */
     float fptq_low, fptq_high;
     int gptq_act_order;
-    int gptq_scale_search;
+    int scales; /* 0 minmax, 1 gptq, 2 all */
     uint64_t seed, rot_seed;
     int act_token, act_tensor, quantize_cls, threads, methods_given, groups_given, variants_given, calib_given;
     int gguf;
@@ -221,7 +222,7 @@ static const char *const value_options[] = { "--model",   "--tokenizer", "--text
                                              "--methods", "--group",     "--variants", "--windows",    "--calib-seqs",
                                              "--sample",  "--seed",      "--threads", "--fptq-bounds", "--act",
                                              "--kv",      "--qat",       "--ctx",     "--rot-seed", "--dump-logits",
-                                             "--export",  "--gptq-order", "--gptq-scales" };
+                                             "--export",  "--gptq-order", "--scales" };
 
 static int takes_value(const char *a) {
     size_t i;
@@ -241,7 +242,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->calib_seqs = 128, o->sample = 48, o->seed = 1, o->ctx = 512, o->rot_seed = 1;
     o->fptq_low = 15.0f, o->fptq_high = 150.0f;
     o->gptq_act_order = 1;
-    o->gptq_scale_search = 1;
+    o->scales = 1;
     o->act_token = o->act_tensor = 1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -286,8 +287,8 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--fptq-bounds") && parse_bounds(v, &o->fptq_low, &o->fptq_high)) {}
         else if (!strcmp(a, "--gptq-order") && (!strcmp(v, "act") || !strcmp(v, "natural")))
             o->gptq_act_order = !strcmp(v, "act");
-        else if (!strcmp(a, "--gptq-scales") && (!strcmp(v, "search") || !strcmp(v, "minmax")))
-            o->gptq_scale_search = !strcmp(v, "search");
+        else if (!strcmp(a, "--scales") && (!strcmp(v, "minmax") || !strcmp(v, "gptq") || !strcmp(v, "all")))
+            o->scales = !strcmp(v, "minmax") ? 0 : !strcmp(v, "gptq") ? 1 : 2;
         else if (!strcmp(a, "--act") && (!strcmp(v, "token") || !strcmp(v, "tensor") || !strcmp(v, "both"))) {
             o->act_token = strcmp(v, "tensor") != 0;
             o->act_tensor = strcmp(v, "token") != 0;
@@ -348,7 +349,6 @@ static int parse_method(const char *item, const options *o, size_t group, llama_
     s.group = group;
     s.fptq_low = o->fptq_low, s.fptq_high = o->fptq_high;
     s.gptq_act_order = o->gptq_act_order;
-    s.gptq_scale_search = o->gptq_scale_search;
     plus = strchr(name, '+');
     if (plus) {
         if (strcmp(plus, "+gptq") != 0) return 0;
@@ -359,6 +359,7 @@ static int parse_method(const char *item, const options *o, size_t group, llama_
         if (strlen(method_names[m]) == len && !strncmp(name, method_names[m], len)) break;
     if (m == W4A8_METHOD_COUNT || (s.gptq_weights && m == W4A8_METHOD_GPTQ)) return 0;
     s.method = (w4a8_method)m;
+    s.scale_search = o->scales == 2 || (o->scales == 1 && (s.gptq_weights || m == W4A8_METHOD_GPTQ || m == W4A8_METHOD_AUTO));
     if (colon && strcmp(colon, ":token") && strcmp(colon, ":tensor")) return 0;
     /* FPTQ picks each layer's activation mode itself: one row, not two equal
        ones, and no suffix. */
@@ -641,11 +642,12 @@ static int run_variant(const options *o, const char *tag, const char *title, con
                      "them at group 32 is nearly lossless by construction: see groups 128 and channel).\n",
                  n_windows, o->stride);
         emit(md, "%zu %s, %zu scored tokens; calibration: %s; classifier %s; activation modes per layer "
-                 "class as the method chose (FPTQ bounds %g/%g); GPTQ in %s order, its group steps %s.\n\n",
+                 "class as the method chose (FPTQ bounds %g/%g); GPTQ in %s order; group steps %s.\n\n",
              n_windows, o->gguf ? "chunks" : "windows", mt[0].tokens, calib_desc,
              o->quantize_cls ? "W4A8 too" : "FP32", o->fptq_low, o->fptq_high,
              o->gptq_act_order ? "act (static groups)" : "natural",
-             o->gptq_scale_search ? "searched (H_jj-weighted)" : "from min and max");
+             o->scales == 0 ? "from min and max" : o->scales == 1 ? "searched for the H_jj-weighted error in GPTQ and AUTO"
+                                                                 : "searched for the H_jj-weighted error in every method");
         if (has_orig) {
             double rel = fabs(fp32_ppl - llama_ppl(&mt[1])) / llama_ppl(&mt[1]);
             emit(md, "FP32 check: variant PPL %.6f, original %.6f, relative difference %.1e (%s), KL %.1e.\n\n",

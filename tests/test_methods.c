@@ -464,13 +464,14 @@ static void test_gptq_diagonal_is_rtn(void) {
     free(W);
 }
 
-/* gptq_scale_search. With a diagonal H every code is still the nearest one
-   at its group's step, and each group's H_jj-weighted error is no worse than
-   at the min-max step (the search starts from it); on heavy-tailed H_jj it is
-   lower. With correlated inputs GPTQ's own loss drops too. */
-static void test_gptq_scale_search(void) {
+/* scale_search. With a diagonal H, GPTQ is w4a8_quantize_rtn_search with
+   h = H_jj, bit for bit; every code is still the nearest one at its group's
+   step, and each group's H_jj-weighted error is no worse than at the min-max
+   step (the search starts from it); on heavy-tailed H_jj it is lower. With
+   correlated inputs GPTQ's own loss drops too. */
+static void test_scale_search(void) {
     enum { N = 16, K = 128, T = 256, G = 32, NG = N * (K / G) };
-    float *W = normal_matrix(N, K, 1.0f, 16), *X = correlated_tokens(T, K, 17), sc[NG], rs[NG];
+    float *W = normal_matrix(N, K, 1.0f, 16), *X = correlated_tokens(T, K, 17), sc[NG], rs[NG], h[K];
     double *H = (double *)calloc(K * K, sizeof(double)), damp, loss, searched = 0, minmax = 0, off[2];
     uint8_t q[N * K], z[NG], rq[N * K], rz[NG];
     uint64_t seed = 18;
@@ -479,12 +480,14 @@ static void test_gptq_scale_search(void) {
     w4a8_config cfg;
     w4a8_config_init(&cfg);
     cfg.group_size = G;
-    for (k = 0; k < K; k++) H[k * K + k] = exp(2.0 * test_normal(&seed));
+    for (k = 0; k < K; k++) h[k] = (float)(H[k * K + k] = exp(2.0 * test_normal(&seed)));
     for (variant = 0; variant < 4; variant++) {
         cfg.asymmetric = variant & 1;
         cfg.gptq_act_order = cfg.gptq_static_groups = variant >= 2;
-        cfg.gptq_scale_search = 1;
+        cfg.scale_search = 1;
         CHECK_ST(w4a8_quantize_gptq(W, N, K, H, &cfg, q, sc, z, &damp, &loss), W4A8_OK);
+        CHECK_ST(w4a8_quantize_rtn_search(W, N, K, G, cfg.asymmetric, h, rq, rs, rz), W4A8_OK);
+        CHECK(memcmp(q, rq, sizeof q) == 0 && memcmp(sc, rs, sizeof sc) == 0 && memcmp(z, rz, sizeof z) == 0);
         CHECK_ST(w4a8_quantize_rtn(W, N, K, G, cfg.asymmetric, rq, rs, rz), W4A8_OK);
         for (n = 0; n < N; n++)
             for (g = 0; g < K / G; g++) {
@@ -504,6 +507,18 @@ static void test_gptq_scale_search(void) {
     }
     CHECK(!far && !worse);
     CHECK(searched < 0.9 * minmax);
+    /* equal weights (NULL): plain squared error, no worse than min-max either */
+    CHECK_ST(w4a8_quantize_rtn_search(W, N, K, G, 0, NULL, q, sc, z), W4A8_OK);
+    CHECK_ST(w4a8_quantize_rtn(W, N, K, G, 0, rq, rs, rz), W4A8_OK);
+    for (searched = minmax = 0, k = 0; k < N * K; k++) {
+        double d = W[k] - (double)sc[k / G] * (q[k] - z[k / G]), r = W[k] - (double)rs[k / G] * (rq[k] - rz[k / G]);
+        searched += d * d, minmax += r * r;
+    }
+    CHECK(searched < minmax);
+    h[3] = -1.0f;
+    CHECK_ST(w4a8_quantize_rtn_search(W, N, K, G, 0, h, q, sc, z), W4A8_ERR_CONFIG);
+    h[3] = NAN;
+    CHECK_ST(w4a8_quantize_rtn_search(W, N, K, G, 0, h, q, sc, z), W4A8_ERR_NONFINITE);
     /* correlated inputs, per channel and group 32: the loss GPTQ reports drops */
     free(H);
     H = (double *)malloc(K * K * sizeof(double));
@@ -517,12 +532,33 @@ static void test_gptq_scale_search(void) {
         cfg.gptq_act_order = cfg.gptq_static_groups = variant >= 2;
         cfg.asymmetric = 0;
         for (c = 0; c < 2; c++) {
-            cfg.gptq_scale_search = c;
+            cfg.scale_search = c;
             CHECK_ST(w4a8_quantize_gptq(W, N, K, H, &cfg, q, sc, z, &damp, &off[c]), W4A8_OK);
         }
         CHECK(off[1] < off[0]);
     }
-    cfg.gptq_scale_search = 2;
+    /* RTN through w4a8_quantize_linears weighs by the calibration's H_jj */
+    {
+        w4a8_calib *calib = calib_of(X, T, K, 1);
+        w4a8_layer *L[2] = { NULL, NULL };
+        double e[2] = { 0, 0 };
+        cfg.group_size = G;
+        cfg.gptq_act_order = cfg.gptq_static_groups = 0;
+        for (c = 0; c < 2; c++) {
+            cfg.scale_search = c;
+            run(W, N, K, calib, &cfg, W4A8_METHOD_RTN, 0, &L[c]);
+            if (L[c]) CHECK_ST(w4a8_layer_codes(L[c], q), W4A8_OK);
+            for (k = 0; L[c] && k < N * K; k++) {
+                double d = W[k] - (double)L[c]->scales[k / G] * (q[k] - L[c]->zeros[k / G]);
+                e[c] += H[(k % K) * K + k % K] * d * d;
+            }
+        }
+        CHECK(L[0] && L[1] && e[1] < e[0]);
+        w4a8_layer_free(L[0]);
+        w4a8_layer_free(L[1]);
+        w4a8_calib_free(calib);
+    }
+    cfg.scale_search = 2;
     CHECK_ST(w4a8_quantize_gptq(W, N, K, H, &cfg, q, sc, z, &damp, &loss), W4A8_ERR_CONFIG);
     free(H);
     free(W);
@@ -868,7 +904,7 @@ void tests_methods(void) {
     RUN(test_awq_clip);
     RUN(test_gptq_beats_rtn);
     RUN(test_gptq_diagonal_is_rtn);
-    RUN(test_gptq_scale_search);
+    RUN(test_scale_search);
     RUN(test_gptq_act_order_layout);
     RUN(test_auto);
     RUN(test_shared_input);

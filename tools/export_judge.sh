@@ -1,7 +1,8 @@
 #!/bin/sh
 # llama.cpp as the judge of w4a8's quantizers (issue 12): w4a8 exports
 # SmolLM2-135M-Instruct as Q4_0 GGUF files (RTN, GPTQ, AWQ, AWQ+GPTQ, AUTO;
-# RTN again with its codes re-chosen for the fp16 scales), and llama.cpp's own
+# RTN again with its codes re-chosen for the fp16 scales, and with its steps
+# searched for the H_jj-weighted error, as llama.cpp's imatrix), and llama.cpp's own
 # `llama-perplexity` scores each on WikiText-2 test (-c 512, the first 24
 # chunks, KL divergence and top-1 against the all-F32 base that
 # tools/crosscheck.sh saved), beside llama.cpp's own Q4_0 files of the same
@@ -49,12 +50,15 @@ if [ -z "$RESUME" ] || [ ! -f "$WORK/export.log" ]; then
     "$ROOT/build/llama_w4a8" --model "$MODEL" --calib "$CALIB" --calib-seqs 1 --methods rtn --threads "$THREADS" \
         --export-rechoose --export "$(file rtn-rechosen)" >>"$WORK/export.log.part" 2>&1 ||
         { tail -5 "$WORK/export.log.part" >&2; exit 1; }
+    "$ROOT/build/llama_w4a8" --model "$MODEL" --calib "$CALIB" --calib-seqs "$CALIB_SEQS" --methods rtn \
+        --threads "$THREADS" --scales all --export "$(file rtn-searched)" >>"$WORK/export.log.part" 2>&1 ||
+        { tail -5 "$WORK/export.log.part" >&2; exit 1; }
     mv "$WORK/export.log.part" "$WORK/export.log"
 fi
 
 # 2. llama.cpp's perplexity on each, against the F32 base's 24 chunks
 kld() { sed -n "s/^$2 *: *\([0-9.]*\).*/\1/p" "$WORK/kld_$1.log"; }
-for m in $(echo "$METHODS" | tr , ' ') rtn-rechosen; do
+for m in $(echo "$METHODS" | tr , ' ') rtn-rechosen rtn-searched; do
     if [ -z "$RESUME" ] || [ ! -f "$WORK/kld_$m.log" ]; then
         say "llama-perplexity on $(basename "$(file "$m")") ..."
         OMP_WAIT_POLICY=PASSIVE "$BIN/llama-perplexity" -m "$(file "$m")" -f "$WIKI" -c 512 -t "$THREADS" \
@@ -79,7 +83,7 @@ row "llama.cpp Q4_0 + imatrix (TinyStories)" "$(val kld_q4_0_imatrix_ppl)" "$(va
     "$(val kld_q4_0_imatrix_same_top1_pct)"
 row "llama.cpp Q4_0 + imatrix, --pure" "$(val kld_q4_0_imatrix_pure_ppl)" "$(val kld_q4_0_imatrix_pure_mean)" \
     "$(val kld_q4_0_imatrix_pure_same_top1_pct)"
-for m in $(echo "$METHODS" | tr , ' ') rtn-rechosen; do
+for m in $(echo "$METHODS" | tr , ' ') rtn-rechosen rtn-searched; do
     row "w4a8 $m Q4_0" "$(kld "$m" 'Mean PPL(Q)')" "$(kld "$m" 'Mean *KLD')" "$(kld "$m" 'Same top p')"
 done
 echo

@@ -153,7 +153,7 @@ typedef struct llama_spec {
     size_t group;
     float fptq_low, fptq_high; /* FPTQ's layer-wise bounds */
     int gptq_act_order;        /* 1: GPTQ in order of decreasing H_jj, groups fit first (static) */
-    int gptq_scale_search;     /* 1: GPTQ's group steps searched for the H_jj-weighted error */
+    int scale_search;          /* 1: group steps searched for the H_jj-weighted error (cfg.scale_search) */
 } llama_spec;
 
 LLAMA_API void llama_qmodel_free(llama_qmodel *q) {
@@ -225,7 +225,7 @@ LLAMA_API llama_status llama_quantize(const llama_model *m, const llama_calibs *
     cfg.fptq_low = spec->fptq_low;
     cfg.fptq_high = spec->fptq_high;
     cfg.gptq_act_order = cfg.gptq_static_groups = spec->gptq_act_order;
-    cfg.gptq_scale_search = spec->gptq_scale_search;
+    cfg.scale_search = spec->scale_search;
     for (l = 0; l < L && st == LLAMA_OK; l++) {
         w4a8_layer **lin = q->lin + l * LLAMA_LINEARS;
         w4a8_calib *const *c = cs->c + l * LLAMA_INPUTS_PER_LAYER;
