@@ -541,8 +541,7 @@ LLAMA_API llama_status llama_state_set_kv(llama_state *s, const llama_model *m, 
     return LLAMA_OK;
 }
 
-/* A dot product in a fixed order (8 running sums): the same bits for a
-   token whether it comes alone or in a batch, on any thread. */
+/* A dot product in a fixed order (8 running sums), the same bits on any thread. */
 LLAMA_API float llama__dot(const float *a, const float *b, size_t n) {
     float s[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
     size_t k, j;
